@@ -1,0 +1,11 @@
+// Subcommands of the trustee binary. Each takes (argc, argv) with argv[0] = the subcommand name,
+// returns the process exit status, and prints its own --help.
+#pragma once
+
+int cmd_tokenize(int argc, char **argv);   // cmd/tokenize.c
+int cmd_logits(int argc, char **argv);     // cmd/logits.c
+int cmd_generate(int argc, char **argv);   // cmd/generate.c
+int cmd_init_model(int argc, char **argv); // cmd/init_model.c
+
+// prints "trustee <sub>: <err_msg()>" on stderr and returns 1 (for `return cmd_fail("sub")`)
+int cmd_fail(const char *sub);

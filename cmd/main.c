@@ -1,0 +1,50 @@
+// trustee: train tool-calling LLM agents with GRPO inside simulated environments.
+// main() only dispatches to a subcommand (cmd/*.c); library code never exits.
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "kernels/err.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand_t;
+
+static const subcommand_t SUBCOMMANDS[] = {
+    {"init-model", cmd_init_model, "write a random-init Qwen3 checkpoint (HF config + safetensors + tokenizer)"},
+    {"generate", cmd_generate, "generate a continuation of a prompt or a chat with a Qwen3 model"},
+    {"logits", cmd_logits, "print the last-position logits for a list of token ids"},
+    {"tokenize", cmd_tokenize, "text on stdin -> token ids (or ids -> text with --decode)"},
+};
+#define N_SUBCOMMANDS ((int)(sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]))
+
+int cmd_fail(const char *sub) {
+    fprintf(stderr, "trustee %s: error: %s\n", sub, err_msg());
+    return 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: trustee <command> [options]   (trustee <command> --help for its options)\n\n"
+               "commands:\n");
+    for (int i = 0; i < N_SUBCOMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("trustee 0.1\n");
+        return 0;
+    }
+    for (int i = 0; i < N_SUBCOMMANDS; i++)
+        if (strcmp(argv[1], SUBCOMMANDS[i].name) == 0) return SUBCOMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "trustee: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
