@@ -21,7 +21,13 @@ int err_wrap(const char *fmt, ...) {
     vsnprintf(prefix, ERR_CAP, fmt, ap);
     va_end(ap);
     memcpy(old, err_buf, ERR_CAP);
-    snprintf(err_buf, ERR_CAP, "%s%s", prefix, old);
+    size_t n = strlen(prefix); // prefix first, then as much of the old message as fits
+    memcpy(err_buf, prefix, n + 1);
+    if (n + 1 < ERR_CAP) {
+        size_t m = strnlen(old, ERR_CAP - 1 - n);
+        memcpy(err_buf + n, old, m);
+        err_buf[n + m] = 0;
+    }
     return -1;
 }
 

@@ -1,5 +1,6 @@
 // Qwen3 model configuration: the keys of a Hugging Face config.json that the runtime uses.
 #pragma once
+#include <stddef.h>
 
 typedef struct {
     int vocab_size;

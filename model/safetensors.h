@@ -35,12 +35,13 @@ const st_tensor_t *safetensors_find(const safetensors_t *st, const char *name);
 
 // all tensors of a checkpoint directory (single file or sharded with an index)
 typedef struct {
+    char *path; // model.safetensors, or model.safetensors.index.json when sharded (for messages)
     int n_files;
     safetensors_t *files;
 } st_set_t;
 int st_set_open_dir(st_set_t *set, const char *dir);
 void st_set_close(st_set_t *set);
-// finds a tensor by name; when missing: NULL and err_set("<dir>: missing tensor <name>")
+// finds a tensor by name; when missing: NULL and err_set("<set->path>: missing tensor <name>")
 const st_tensor_t *st_set_find(const st_set_t *set, const char *name);
 // finds a tensor and checks dtype-independent shape; error names the file, tensor, expected and found
 const st_tensor_t *st_set_get(const st_set_t *set, const char *name, int ndim, const int64_t *shape);

@@ -1,0 +1,335 @@
+// Qwen3 weights and forward pass (qwen3.h). The forward reads top to bottom like llama2.c:
+//   embed -> per layer [rmsnorm -> q,k,v proj -> q_norm/k_norm -> RoPE -> kv_store -> paged
+//   attention -> o_proj (+ residual) -> rmsnorm -> gate/up -> swiglu -> down (+ residual)]
+//   -> gather the rows that want logits -> final norm -> lm_head
+#include "qwen3.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/err.h"
+#include "safetensors.h"
+
+// ---------------------------------------------------------------------------------------------
+// weights
+
+// one tensor of the checkpoint, checked against its expected shape, converted to F32 on `dev`
+static int load_weight(const st_set_t *set, const char *name, int ndim, int64_t d0, int64_t d1,
+                       device_t dev, tensor_t *out) {
+    int64_t shape[2] = {d0, d1};
+    const st_tensor_t *st = st_set_get(set, name, ndim, shape);
+    if (!st) return -1;
+    if (st->dtype == DTYPE_I32) return err_set("tensor %s: expected a float dtype, found I32", name);
+    tensor_t src = tensor_view((void *)st->data, st->dtype, DEVICE_CPU, ndim, shape);
+    if (tensor_alloc(out, DTYPE_F32, dev, ndim, shape) || tensor_copy(out, &src))
+        return err_wrap("tensor %s: ", name);
+    return 0;
+}
+
+int qwen3_load(qwen3_t *m, const char *dir, device_t device) {
+    memset(m, 0, sizeof *m);
+    m->device = device;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (qwen3_config_load(&m->cfg, path)) return -1;
+    const qwen3_config_t *c = &m->cfg;
+    int64_t V = c->vocab_size, C = c->hidden_size, I = c->intermediate_size;
+    int64_t Hq = c->num_attention_heads, Hkv = c->num_key_value_heads, D = c->head_dim;
+
+    st_set_t set;
+    if (st_set_open_dir(&set, dir)) return -1;
+    m->layers = calloc((size_t)c->num_hidden_layers, sizeof(qwen3_layer_t));
+    if (!m->layers) {
+        st_set_close(&set);
+        return err_set("%s: out of memory", dir);
+    }
+    int rc = load_weight(&set, "model.embed_tokens.weight", 2, V, C, device, &m->embed);
+    if (!rc) rc = load_weight(&set, "model.norm.weight", 1, C, 0, device, &m->final_norm);
+    if (!rc) {
+        if (c->tie_word_embeddings) {
+            m->lm_head = m->embed;
+            m->lm_head.owned = 0; // a view
+        } else {
+            rc = load_weight(&set, "lm_head.weight", 2, V, C, device, &m->lm_head);
+        }
+    }
+    for (int l = 0; l < c->num_hidden_layers && !rc; l++) {
+        qwen3_layer_t *ly = &m->layers[l];
+        char name[256];
+#define LOAD(field, suffix, nd, a, b)                                                            \
+    if (!rc) {                                                                                   \
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);                            \
+        rc = load_weight(&set, name, nd, a, b, device, &ly->field);                              \
+    }
+        LOAD(input_norm, "input_layernorm.weight", 1, C, 0);
+        LOAD(wq, "self_attn.q_proj.weight", 2, Hq * D, C);
+        LOAD(wk, "self_attn.k_proj.weight", 2, Hkv * D, C);
+        LOAD(wv, "self_attn.v_proj.weight", 2, Hkv * D, C);
+        LOAD(wo, "self_attn.o_proj.weight", 2, C, Hq * D);
+        LOAD(q_norm, "self_attn.q_norm.weight", 1, D, 0);
+        LOAD(k_norm, "self_attn.k_norm.weight", 1, D, 0);
+        LOAD(post_norm, "post_attention_layernorm.weight", 1, C, 0);
+        LOAD(w_gate, "mlp.gate_proj.weight", 2, I, C);
+        LOAD(w_up, "mlp.up_proj.weight", 2, I, C);
+        LOAD(w_down, "mlp.down_proj.weight", 2, C, I);
+#undef LOAD
+    }
+    st_set_close(&set);
+    if (rc) {
+        qwen3_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+void qwen3_free(qwen3_t *m) {
+    tensor_free(&m->embed);
+    tensor_free(&m->final_norm);
+    tensor_free(&m->lm_head); // no-op for the tied view
+    if (m->layers)
+        for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
+            qwen3_layer_t *ly = &m->layers[l];
+            tensor_t *ts[] = {&ly->input_norm, &ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->q_norm,
+                              &ly->k_norm, &ly->post_norm, &ly->w_gate, &ly->w_up, &ly->w_down};
+            for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) tensor_free(ts[i]);
+        }
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+int qwen3_kvcache_init(const qwen3_t *m, kvcache_t *kv, int n_pages, int page_size, int max_seqs,
+                       int max_seq_len) {
+    return kvcache_init(kv, m->cfg.num_hidden_layers, m->cfg.num_key_value_heads, m->cfg.head_dim,
+                        n_pages, page_size, max_seqs, max_seq_len, m->device);
+}
+
+// ---------------------------------------------------------------------------------------------
+// activations
+
+int qwen3_state_init(qwen3_state_t *s, const qwen3_t *m, const kvcache_t *kv, int max_tokens,
+                     int max_seqs, int max_logits) {
+    memset(s, 0, sizeof *s);
+    if (max_tokens <= 0 || max_seqs <= 0 || max_logits <= 0)
+        return err_set("qwen3_state_init: sizes must be positive (tokens %d, sequences %d, logits %d)",
+                       max_tokens, max_seqs, max_logits);
+    const qwen3_config_t *c = &m->cfg;
+    int64_t N = max_tokens, B = max_seqs, R = max_logits, MP = kv->max_pages_per_seq;
+    int64_t C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
+    int64_t Hq = c->num_attention_heads, Hkv = c->num_key_value_heads, D = c->head_dim;
+    s->max_tokens = max_tokens;
+    s->max_seqs = max_seqs;
+    s->max_logits = max_logits;
+    s->max_pages = kv->max_pages_per_seq;
+    device_t dev = m->device;
+    struct { tensor_t *t; dtype_t dt; int nd; int64_t a, b, c; } plan[] = {
+        {&s->x, DTYPE_F32, 2, N, C, 0},       {&s->xb, DTYPE_F32, 2, N, C, 0},
+        {&s->q, DTYPE_F32, 3, N, Hq, D},      {&s->k, DTYPE_F32, 3, N, Hkv, D},
+        {&s->v, DTYPE_F32, 3, N, Hkv, D},     {&s->att, DTYPE_F32, 3, N, Hq, D},
+        {&s->hb, DTYPE_F32, 2, N, I, 0},      {&s->hb2, DTYPE_F32, 2, N, I, 0},
+        {&s->xl, DTYPE_F32, 2, R, C, 0},      {&s->logits, DTYPE_F32, 2, R, V, 0},
+        {&s->ids, DTYPE_I32, 1, N, 0, 0},     {&s->pos, DTYPE_I32, 1, N, 0, 0},
+        {&s->slots, DTYPE_I32, 1, N, 0, 0},   {&s->rows, DTYPE_I32, 1, R, 0, 0},
+        {&s->seq_info, DTYPE_I32, 2, B, 3, 0}, {&s->page_table, DTYPE_I32, 2, B, MP, 0},
+    };
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        int64_t shape[3] = {plan[i].a, plan[i].b, plan[i].c};
+        if (tensor_alloc(plan[i].t, plan[i].dt, dev, plan[i].nd, shape)) {
+            qwen3_state_free(s);
+            return err_wrap("qwen3_state_init (%d tokens, %d logit rows): ", max_tokens, max_logits);
+        }
+    }
+    if (dev == DEVICE_CPU) { // the index tensors and logits are host memory already
+        s->h_ids = s->ids.data;
+        s->h_pos = s->pos.data;
+        s->h_slots = s->slots.data;
+        s->h_rows = s->rows.data;
+        s->h_seq_info = s->seq_info.data;
+        s->h_page_table = s->page_table.data;
+        s->h_logits = s->logits.data;
+    } else {
+        s->h_owned = 1;
+        s->h_ids = malloc((size_t)N * 4);
+        s->h_pos = malloc((size_t)N * 4);
+        s->h_slots = malloc((size_t)N * 4);
+        s->h_rows = malloc((size_t)R * 4);
+        s->h_seq_info = malloc((size_t)B * 3 * 4);
+        s->h_page_table = malloc((size_t)(B * MP) * 4);
+        s->h_logits = malloc((size_t)(R * V) * 4);
+        if (!s->h_ids || !s->h_pos || !s->h_slots || !s->h_rows || !s->h_seq_info ||
+            !s->h_page_table || !s->h_logits) {
+            qwen3_state_free(s);
+            return err_set("qwen3_state_init: out of host memory");
+        }
+    }
+    return 0;
+}
+
+void qwen3_state_free(qwen3_state_t *s) {
+    tensor_t *ts[] = {&s->x, &s->xb, &s->q, &s->k, &s->v, &s->att, &s->hb, &s->hb2, &s->xl,
+                      &s->logits, &s->ids, &s->pos, &s->slots, &s->rows, &s->seq_info, &s->page_table};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) tensor_free(ts[i]);
+    if (s->h_owned) {
+        free(s->h_ids);
+        free(s->h_pos);
+        free(s->h_slots);
+        free(s->h_rows);
+        free(s->h_seq_info);
+        free(s->h_page_table);
+        free(s->h_logits);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward
+
+// the first n rows of a buffer, keeping its other dims
+static tensor_t first_rows(const tensor_t *t, int64_t n) {
+    tensor_t v = tensor_view(t->data, t->dtype, t->device, t->ndim, t->shape);
+    v.shape[0] = n;
+    return v;
+}
+
+// a buffer's first `numel` elements seen as (a, b)
+static tensor_t as_2d(const tensor_t *t, int64_t a, int64_t b) {
+    return tensor_view(t->data, t->dtype, t->device, 2, (int64_t[]){a, b});
+}
+
+// host index array -> its tensor (a no-op on the CPU, where they are the same memory)
+static int upload_i32(tensor_t *t, const int32_t *host, int64_t n) {
+    if (t->data == host || n == 0) return 0;
+    tensor_t src = tensor_view((void *)host, DTYPE_I32, DEVICE_CPU, 1, &n);
+    tensor_t dst = tensor_view(t->data, DTYPE_I32, t->device, 1, &n);
+    return tensor_copy(&dst, &src);
+}
+
+// checks the batch and reserves its KV slots; fills the host index arrays. Returns N, or -1 with
+// the cache unchanged.
+static int forward_plan(const qwen3_t *m, qwen3_state_t *s, kvcache_t *kv, const qwen3_chunk_t *chunks,
+                        int n_chunks, int *n_rows_out) {
+    const int V = m->cfg.vocab_size;
+    if (n_chunks <= 0 || n_chunks > s->max_seqs)
+        return err_set("qwen3_forward: %d chunks, expected 1..%d", n_chunks, s->max_seqs);
+    if (kv->max_pages_per_seq != s->max_pages)
+        return err_set("qwen3_forward: the state was sized for %d pages per sequence, the cache has %d",
+                       s->max_pages, kv->max_pages_per_seq);
+    int64_t N = 0, R = 0;
+    for (int b = 0; b < n_chunks; b++) {
+        const qwen3_chunk_t *ch = &chunks[b];
+        if (kvcache_seq_len(kv, ch->seq) < 0)
+            return err_set("qwen3_forward: chunk %d: no sequence %d in the KV cache", b, ch->seq);
+        if (ch->n < 1 || ch->n_logits < 0 || ch->n_logits > ch->n)
+            return err_set("qwen3_forward: chunk %d: %d tokens with %d logit rows (expected n >= 1, "
+                           "0 <= n_logits <= n)", b, ch->n, ch->n_logits);
+        for (int j = 0; j < b; j++)
+            if (chunks[j].seq == ch->seq)
+                return err_set("qwen3_forward: chunks %d and %d both extend sequence %d", j, b, ch->seq);
+        for (int i = 0; i < ch->n; i++)
+            if (ch->ids[i] < 0 || ch->ids[i] >= V)
+                return err_set("token id %" PRId32 " is outside the vocabulary (size %d)", ch->ids[i], V);
+        N += ch->n;
+        R += ch->n_logits;
+    }
+    if (N > s->max_tokens || R > s->max_logits)
+        return err_set("qwen3_forward: the batch has %" PRId64 " tokens and %" PRId64
+                       " logit rows; the state holds at most %d and %d", N, R, s->max_tokens, s->max_logits);
+    // reserve slots; undo everything if one sequence does not fit
+    int64_t row = 0, r = 0;
+    const int MP = s->max_pages;
+    for (int b = 0; b < n_chunks; b++) {
+        const qwen3_chunk_t *ch = &chunks[b];
+        int start = kvcache_seq_len(kv, ch->seq);
+        if (kvcache_seq_append(kv, ch->seq, ch->n, s->h_slots + row)) {
+            for (int j = 0; j < b; j++) kvcache_seq_truncate(kv, chunks[j].seq, s->h_pos[s->h_seq_info[j * 3]]);
+            return -1;
+        }
+        for (int i = 0; i < ch->n; i++) {
+            s->h_ids[row + i] = ch->ids[i];
+            s->h_pos[row + i] = start + i;
+        }
+        for (int i = ch->n - ch->n_logits; i < ch->n; i++) s->h_rows[r++] = (int32_t)(row + i);
+        s->h_seq_info[b * 3] = (int32_t)row;
+        s->h_seq_info[b * 3 + 1] = ch->n;
+        s->h_seq_info[b * 3 + 2] = start + ch->n;
+        const int32_t *pages = kvcache_seq_pages(kv, ch->seq);
+        int np = kvcache_pages_for(kv, start + ch->n);
+        for (int j = 0; j < MP; j++) s->h_page_table[b * MP + j] = j < np ? pages[j] : 0;
+        row += ch->n;
+    }
+    *n_rows_out = (int)R;
+    return (int)N;
+}
+
+int qwen3_forward(const qwen3_t *m, qwen3_state_t *s, kvcache_t *kv, const qwen3_chunk_t *chunks,
+                  int n_chunks) {
+    const qwen3_config_t *c = &m->cfg;
+    const int64_t V = c->vocab_size;
+    const int64_t Hq = c->num_attention_heads, Hkv = c->num_key_value_heads, D = c->head_dim;
+    const float eps = (float)c->rms_norm_eps;
+    int R = 0;
+    int N = forward_plan(m, s, kv, chunks, n_chunks, &R);
+    if (N < 0) return -1;
+    int B = n_chunks;
+    const int64_t MP = s->max_pages;
+
+    // the index tensors of this batch
+    tensor_t ids = first_rows(&s->ids, N), pos = first_rows(&s->pos, N);
+    tensor_t slots = first_rows(&s->slots, N), rows = first_rows(&s->rows, R);
+    tensor_t seq_info = first_rows(&s->seq_info, B), page_table = first_rows(&s->page_table, B);
+    int rc = upload_i32(&ids, s->h_ids, N) || upload_i32(&pos, s->h_pos, N) ||
+             upload_i32(&slots, s->h_slots, N) || upload_i32(&rows, s->h_rows, R) ||
+             upload_i32(&seq_info, s->h_seq_info, (int64_t)B * 3) ||
+             upload_i32(&page_table, s->h_page_table, (int64_t)B * MP);
+
+    // activations of this batch
+    tensor_t x = first_rows(&s->x, N), xb = first_rows(&s->xb, N);            // (N, C)
+    tensor_t q = first_rows(&s->q, N), att = first_rows(&s->att, N);          // (N, Hq, D)
+    tensor_t k = first_rows(&s->k, N), v = first_rows(&s->v, N);              // (N, Hkv, D)
+    tensor_t hb = first_rows(&s->hb, N), hb2 = first_rows(&s->hb2, N);        // (N, I)
+    tensor_t q_heads = as_2d(&s->q, N * Hq, D), k_heads = as_2d(&s->k, N * Hkv, D); // QK-norm rows
+
+    // token embeddings
+    if (!rc) rc = op_embedding(&x, &m->embed, &ids);
+
+    for (int l = 0; l < c->num_hidden_layers && !rc; l++) {
+        const qwen3_layer_t *w = &m->layers[l];
+        // attention block: x += o_proj(attention(rope(norm(q)), rope(norm(k)), v))
+        rc = op_rmsnorm(&xb, &x, &w->input_norm, eps)
+          || op_matmul(&q, &xb, &w->wq, 0)
+          || op_matmul(&k, &xb, &w->wk, 0)
+          || op_matmul(&v, &xb, &w->wv, 0)
+          || op_rmsnorm(&q_heads, &q_heads, &w->q_norm, eps)
+          || op_rmsnorm(&k_heads, &k_heads, &w->k_norm, eps)
+          || op_rope(&q, &pos, c->rope_theta)
+          || op_rope(&k, &pos, c->rope_theta)
+          || op_kv_store(&kv->k[l], &kv->v[l], &k, &v, &slots)
+          || op_attention(&att, &q, &kv->k[l], &kv->v[l], &seq_info, &page_table)
+          || op_matmul(&x, &att, &w->wo, 1);
+        // MLP block: x += down(silu(gate(norm(x))) * up(norm(x)))
+        if (!rc)
+            rc = op_rmsnorm(&xb, &x, &w->post_norm, eps)
+              || op_matmul(&hb, &xb, &w->w_gate, 0)
+              || op_matmul(&hb2, &xb, &w->w_up, 0)
+              || op_swiglu(&hb, &hb, &hb2)
+              || op_matmul(&x, &hb, &w->w_down, 1);
+    }
+
+    // logits only at the requested rows: gather them, final norm, lm_head
+    if (!rc && R > 0) {
+        tensor_t xl = first_rows(&s->xl, R), logits = first_rows(&s->logits, R); // (R, C), (R, V)
+        rc = op_embedding(&xl, &x, &rows) // a row gather
+          || op_rmsnorm(&xl, &xl, &m->final_norm, eps)
+          || op_matmul(&logits, &xl, &m->lm_head, 0);
+        if (!rc && s->h_logits != s->logits.data) {
+            tensor_t host = tensor_view(s->h_logits, DTYPE_F32, DEVICE_CPU, 2, (int64_t[]){R, V});
+            rc = tensor_copy(&host, &logits);
+        }
+    }
+    if (rc) { // undo the KV reservation, so the cache is as it was
+        for (int b = 0; b < B; b++) kvcache_seq_truncate(kv, chunks[b].seq, s->h_pos[s->h_seq_info[b * 3]]);
+        return err_wrap("qwen3_forward: ");
+    }
+    return R;
+}

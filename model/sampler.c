@@ -1,0 +1,186 @@
+// Next-token sampling (sampler.h): greedy, temperature, top-k, top-p with a counter-based RNG.
+#include "sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/err.h"
+
+// ---- counter-based RNG: splitmix64's finalizer as a hash of (seed, stream, step) ----
+
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double sampler_uniform(uint64_t seed, uint64_t stream, uint64_t step) {
+    uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ull);
+    h = mix64(h ^ (stream * 0xd1b54a32d192ed03ull + 0x632be59bd9b4e019ull));
+    h = mix64(h ^ (step * 0x8cb92ba72f3d8dd7ull + 0xa0761d6478bd642full));
+    return (double)(h >> 11) * 0x1.0p-53;
+}
+
+// ---- scratch ----
+
+int sampler_init(sampler_t *s, int vocab_size) {
+    memset(s, 0, sizeof *s);
+    if (vocab_size <= 0) return err_set("sampler_init: vocabulary size must be positive, found %d", vocab_size);
+    s->vocab_size = vocab_size;
+    s->prob = malloc((size_t)vocab_size * sizeof(float));
+    s->idx = malloc((size_t)vocab_size * sizeof(int32_t));
+    if (!s->prob || !s->idx) {
+        sampler_free(s);
+        return err_set("sampler_init: out of memory");
+    }
+    return 0;
+}
+
+void sampler_free(sampler_t *s) {
+    free(s->prob);
+    free(s->idx);
+    memset(s, 0, sizeof *s);
+}
+
+int sampler_params_check(const sampler_params_t *p) {
+    if (!(p->temperature >= 0) || isinf(p->temperature))
+        return err_set("temperature must be a number >= 0, found %g", p->temperature);
+    if (p->top_k < 0) return err_set("top-k must be >= 0 (0: off), found %d", p->top_k);
+    if (!(p->top_p > 0 && p->top_p <= 1))
+        return err_set("top-p must be in (0, 1] (1: off), found %g", p->top_p);
+    return 0;
+}
+
+// ---- candidate ordering: probability descending, then id ascending (a total order) ----
+
+static _Thread_local const float *tl_prob;
+
+static int cand_before(const float *prob, int32_t a, int32_t b) {
+    return prob[a] > prob[b] || (prob[a] == prob[b] && a < b);
+}
+
+static int cand_cmp(const void *pa, const void *pb) {
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    if (cand_before(tl_prob, a, b)) return -1;
+    if (cand_before(tl_prob, b, a)) return 1;
+    return 0;
+}
+
+// keeps the k best of idx[0..n) in idx[0..k), sorted best first (a bounded min-heap: O(n log k))
+static int select_top_k(const float *prob, int32_t *idx, int n, int k) {
+    if (k >= n) {
+        tl_prob = prob;
+        qsort(idx, (size_t)n, sizeof *idx, cand_cmp);
+        return n;
+    }
+    // heap of the k best so far in idx[0..k), worst at the root
+    int size = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t c = idx[i];
+        if (size == k && !cand_before(prob, c, idx[0])) continue;
+        int pos;
+        if (size < k) {
+            pos = size++;
+            while (pos > 0 && cand_before(prob, idx[(pos - 1) / 2], c)) { // parent better: move down
+                idx[pos] = idx[(pos - 1) / 2];
+                pos = (pos - 1) / 2;
+            }
+        } else { // replace the root and sift down
+            pos = 0;
+            for (;;) {
+                int l = 2 * pos + 1, r = l + 1, worst = pos;
+                int32_t wv = c;
+                if (l < size && cand_before(prob, wv, idx[l])) worst = l, wv = idx[l];
+                if (r < size && cand_before(prob, wv, idx[r])) worst = r, wv = idx[r];
+                if (worst == pos) break;
+                idx[pos] = idx[worst];
+                pos = worst;
+            }
+        }
+        idx[pos] = c;
+    }
+    tl_prob = prob;
+    qsort(idx, (size_t)size, sizeof *idx, cand_cmp);
+    return size;
+}
+
+int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits, uint64_t stream,
+                   uint64_t step, int32_t *token, float *logprob) {
+    if (sampler_params_check(p)) return -1;
+    const int V = s->vocab_size;
+    float m = -INFINITY;
+    int best = 0;
+    for (int i = 0; i < V; i++)
+        if (logits[i] > m) m = logits[i], best = i;
+    if (!isfinite(m)) return err_set("sampler: the logits hold no finite maximum (NaN or inf)");
+
+    // greedy: the argmax, and its log-prob at temperature 1
+    if (p->temperature == 0) {
+        double sum = 0;
+        for (int i = 0; i < V; i++) sum += expf(logits[i] - m);
+        *token = best;
+        *logprob = (float)(-log(sum)); // logits[best] - m == 0
+        return 0;
+    }
+
+    // e_i = exp((l_i - max) / T); sum over all V gives the full distribution's normalizer
+    const float inv_t = 1.0f / p->temperature;
+    float *e = s->prob;
+    double total = 0;
+    for (int i = 0; i < V; i++) total += (e[i] = expf((logits[i] - m) * inv_t));
+    const double u = sampler_uniform(p->seed, stream, step);
+    int32_t tok = -1;
+
+    int top_k = p->top_k > 0 && p->top_k < V ? p->top_k : 0;
+    int top_p = p->top_p < 1.0f;
+    if (!top_k && !top_p) { // the full distribution, walked in id order
+        double target = u * total, cum = 0;
+        for (int i = 0; i < V && tok < 0; i++)
+            if ((cum += e[i]) > target) tok = i;
+        if (tok < 0) tok = best; // rounding left the target past the end
+    } else {
+        int32_t *idx = s->idx;
+        int n = 0;
+        if (top_k) {
+            for (int i = 0; i < V; i++) idx[i] = i;
+            n = select_top_k(e, idx, V, top_k);
+        } else {
+            // top-p alone: a token whose probability is below (1 - p) / (V - 1) can never be in the
+            // nucleus unless it is the best one; sort only the rest (checked below)
+            double cut = (1.0 - p->top_p) / (double)(V > 1 ? V - 1 : 1) * total;
+            for (int i = 0; i < V; i++)
+                if (e[i] >= cut || i == best) idx[n++] = i;
+            tl_prob = e;
+            qsort(idx, (size_t)n, sizeof *idx, cand_cmp);
+        }
+        double mass = 0; // of the candidates (the top-k set, renormalized, when top-k is on)
+        if (top_k)
+            for (int i = 0; i < n; i++) mass += e[idx[i]];
+        else
+            mass = total;
+        int keep = n;
+        if (top_p) { // smallest prefix with cumulative mass >= top_p * mass
+            double need = (double)p->top_p * mass, cum = 0;
+            keep = 0;
+            while (keep < n && cum < need) cum += e[idx[keep++]];
+            if (cum < need && !top_k) { // the cut was too eager (tiny vocab / tiny p): sort all
+                for (int i = 0; i < V; i++) idx[i] = i;
+                tl_prob = e;
+                qsort(idx, (size_t)V, sizeof *idx, cand_cmp);
+                n = V, keep = 0, cum = 0;
+                while (keep < n && cum < need) cum += e[idx[keep++]];
+            }
+            if (keep == 0) keep = 1;
+        }
+        double kept = 0;
+        for (int i = 0; i < keep; i++) kept += e[idx[i]];
+        double target = u * kept, cum = 0;
+        for (int i = 0; i < keep && tok < 0; i++)
+            if ((cum += e[idx[i]]) > target) tok = idx[i];
+        if (tok < 0) tok = idx[keep - 1];
+    }
+    *token = tok;
+    *logprob = (float)((double)((logits[tok] - m) * inv_t) - log(total));
+    return 0;
+}

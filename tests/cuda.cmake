@@ -1,0 +1,12 @@
+# CUDA backend (kernels/cuda).
+# The shared per-element / per-row math (kernels/cuda/rowops.h) is plain C as well: it is tested on
+# the host whether or not nvcc is present.
+trustee_c_test(cuda_rowops SOURCES test_cuda_rowops.c)
+# The op harness: every op on CUDA against the CPU backend; exits 77 (skip) without a usable
+# device. cuda_ops_harness runs the same harness with the CPU as the device under test, so the
+# harness itself is checked on machines without a GPU.
+if(TRUSTEE_CUDA)
+  trustee_c_test(cuda_ops SOURCES test_cuda_ops.c)
+  add_test(NAME cuda_ops_harness COMMAND cuda_ops --self-check)
+  set_tests_properties(cuda_ops_harness PROPERTIES ENVIRONMENT "${TRUSTEE_TEST_ENV}")
+endif()
