@@ -1,9 +1,11 @@
 // Times tokenizer_encode on a text file (loading excluded) and writes the ids, for
-// bench/tokenizer.sh. usage: bench_tokenizer TOKENIZER_JSON TEXT_FILE IDS_OUT [REPEATS]
-// Encodes the whole file in one call REPEATS times (default 3) and prints the best time:
+// bench/tokenizer.sh. usage: bench_tokenizer [--lines] TOKENIZER_JSON TEXT_FILE IDS_OUT [REPEATS]
+// Encodes the file REPEATS times (default 3): in one call, or with --lines one call per line
+// (each line keeps its '\n'), and prints the best time:
 //   trustee_encode_seconds <s> bytes <n> ids <k>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "kernels/err.h"
@@ -16,8 +18,11 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
+    int lines = argc > 1 && strcmp(argv[1], "--lines") == 0;
+    argc -= lines;
+    argv += lines;
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_tokenizer TOKENIZER_JSON TEXT_FILE IDS_OUT [REPEATS]\n");
+        fprintf(stderr, "usage: bench_tokenizer [--lines] TOKENIZER_JSON TEXT_FILE IDS_OUT [REPEATS]\n");
         return 2;
     }
     int repeats = argc > 4 ? atoi(argv[4]) : 3;
@@ -37,7 +42,18 @@ int main(int argc, char **argv) {
     for (int r = 0; r < repeats; r++) {
         ids.n = 0; // keep the buffer: time the tokenizer, not page faults of a fresh id array
         double t0 = now();
-        if (tokenizer_encode(tok, text, n, &ids)) { fprintf(stderr, "bench_tokenizer: %s\n", err_msg()); return 1; }
+        for (size_t i = 0; i < n;) {
+            size_t j = n;
+            if (lines) {
+                const char *nl = memchr(text + i, '\n', n - i);
+                if (nl) j = (size_t)(nl - text) + 1;
+            }
+            if (tokenizer_encode(tok, text + i, j - i, &ids)) {
+                fprintf(stderr, "bench_tokenizer: %s\n", err_msg());
+                return 1;
+            }
+            i = j;
+        }
         double dt = now() - t0;
         if (dt < best) best = dt;
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Generation benchmark: trustee's prefill and batched greedy decode beside an eager PyTorch Qwen3
-# (bench/torch_qwen3.py), same random model, same prompts, same thread count, in the same run.
+# (bench/torch_qwen3.py): same random model, same-sized random prompts, same thread count, one run.
 #
 #   bench/generate.sh            (about 1-2 minutes on 2 cores)
 #
@@ -13,9 +13,12 @@
 #   BATCHES       ["1 16 64"]      PROMPT_LEN [128]     GEN_LEN [32]
 #   THREADS       [2]              SEED [1]
 #   RUNS          runs of each side per batch, alternating; the best tok/s of each is kept [2]
+# OMP_WAIT_POLICY is passed through to trustee as set; the torch peer sets PASSIVE unless it is set
+# (its OpenMP threads otherwise spin and starve OpenBLAS's; see bench/torch_qwen3.py).
 # Definitions (both sides): prefill tok/s = B*L / time of one forward over [B, L] (last-position
 # logits); decode tok/s = B*T / time of T one-token steps over [B, 1] with the KV cache, each with
-# a greedy argmax over the full vocabulary. Prompts: ids uniform in [0, 151643), seeded.
+# a greedy argmax over the full vocabulary. Prompt ids: uniform in [0, 151643), seeded (each side
+# draws its own; the content does not change the work). Both sides widen the weights to f32 at load.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 TRUSTEE=${TRUSTEE:-$SRC/build/trustee}
@@ -49,9 +52,10 @@ tie_flag=(--tie)
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr)"
-echo "trustee: $TRUSTEE ($("$TRUSTEE" --version 2>/dev/null || echo '?'))"
+echo "trustee: $TRUSTEE ($("$TRUSTEE" --version 2>/dev/null || echo '?')), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
 if [ "$have_torch" = 1 ]; then
-  echo "torch:   $("$PYTHON" -c 'import torch; print(torch.__version__)') (eager, float32, OpenBLAS), $PYTHON"
+  echo "torch:   $("$PYTHON" -c 'import torch; print(torch.__version__)') (eager, float32, OpenBLAS), $PYTHON," \
+       "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}"
 fi
 vocab=$(sed -n 's/.*"vocab_size": *\([0-9]*\).*/\1/p' "$tmp/model/config.json" | head -1)
 echo "model:   hidden $HIDDEN, layers $LAYERS, heads $HEADS, kv-heads $KV_HEADS, head-dim $HEAD_DIM," \
@@ -90,7 +94,7 @@ done
 
 echo
 echo "tokens/s (best of $RUNS), higher is better; ratio = trustee / torch"
-row batch prefill "" "" decode "" ""
-row "" trustee torch ratio trustee torch ratio
-echo "------+-------------------------------+------------------------------"
+printf "%5s | %-28s | %s\n" "" "prefill tok/s" "decode tok/s"
+row batch trustee torch ratio trustee torch ratio
+echo "------+------------------------------+-----------------------------"
 printf "%s\n" "${rows[@]}"

@@ -1,7 +1,9 @@
 // trustee: train tool-calling LLM agents with GRPO inside simulated environments.
 // main() only dispatches to a subcommand (cmd/*.c); library code never exits.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "kernels/err.h"
@@ -17,6 +19,7 @@ static const subcommand_t SUBCOMMANDS[] = {
     {"generate", cmd_generate, "generate a continuation of a prompt or a chat with a Qwen3 model"},
     {"logits", cmd_logits, "print the last-position logits for a list of token ids"},
     {"tokenize", cmd_tokenize, "text on stdin -> token ids (or ids -> text with --decode)"},
+    {"bench-generate", cmd_bench_generate, NULL}, // hidden: batched generation throughput
 };
 #define N_SUBCOMMANDS ((int)(sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]))
 
@@ -29,10 +32,16 @@ static void usage(FILE *f) {
     fprintf(f, "usage: trustee <command> [options]   (trustee <command> --help for its options)\n\n"
                "commands:\n");
     for (int i = 0; i < N_SUBCOMMANDS; i++)
-        fprintf(f, "  %-12s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
+        if (SUBCOMMANDS[i].summary) // NULL: a hidden subcommand
+            fprintf(f, "  %-12s %s\n", SUBCOMMANDS[i].name, SUBCOMMANDS[i].summary);
 }
 
 int main(int argc, char **argv) {
+    // OpenMP threads that spin between parallel regions starve OpenBLAS's threads (and everything
+    // else on shared cores): decode ran 10-100x slower on 2 busy cores. libgomp reads
+    // OMP_WAIT_POLICY only when it loads, so unless the user chose one, restart once with PASSIVE.
+    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0)
+        execv("/proc/self/exe", argv); // returns only on failure: then run as we are
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);

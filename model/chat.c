@@ -11,19 +11,8 @@
 
 #include "kernels/err.h"
 
-// special tokens of the template, looked up by their text at chat_init
-enum {
-    SP_IM_START,
-    SP_IM_END,
-    SP_TOOL_CALL,
-    SP_TOOL_CALL_END,
-    SP_TOOL_RESPONSE,
-    SP_TOOL_RESPONSE_END,
-    SP_THINK,
-    SP_THINK_END,
-    SP_N
-};
-static const char *sp_text[SP_N] = {"<|im_start|>",    "<|im_end|>",       "<tool_call>",
+// indexed by CHAT_SP_* (chat.h)
+static const char *sp_text[CHAT_SP_N] = {"<|im_start|>",    "<|im_end|>",       "<tool_call>",
                                     "</tool_call>",    "<tool_response>", "</tool_response>",
                                     "<think>",         "</think>"};
 
@@ -237,32 +226,78 @@ typedef struct {
     size_t rmask_cap;
 } seg_t;
 
+// the length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one; invalid sequences
+// are replaced per maximal subpart (*bad = bytes to replace by one U+FFFD), as Python's
+// bytes.decode("utf-8", "replace") does
+static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad) {
+    unsigned char b = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF; // range of the second byte
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) len = 2;
+    else if (b >= 0xE0 && b <= 0xEF) {
+        len = 3;
+        if (b == 0xE0) lo = 0xA0; // no overlong forms
+        if (b == 0xED) hi = 0x9F; // no surrogates
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        len = 4;
+        if (b == 0xF0) lo = 0x90; // no overlong forms
+        if (b == 0xF4) hi = 0x8F; // nothing above U+10FFFF
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if (i >= n || s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF)) {
+            *bad = i;
+            return 0;
+        }
+    }
+    return len;
+}
+
+// text -> the chat's text and the pending run: invalid UTF-8 replaced by U+FFFD, then NFC (as the
+// tokenizer's normalizer does) for the run. Piecewise NFC equals whole-run NFC because every
+// template piece next to content ends or starts with a character that composes with nothing.
 static int seg_text(seg_t *s, const char *t, size_t n, int m) {
     if (n == 0) return 0;
-    if (chat_put_text(s->c, t, n)) return -1;
-    if (!s->c->tok) return 0;
-    // NFC, as the tokenizer's normalizer does; piecewise equals whole-run NFC because every
-    // template piece next to content ends or starts with a character that composes with nothing
-    unsigned char *nfc = NULL;
     int ascii = 1;
     for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)t[i] < 0x80;
+    buf_t fixed = {0};
+    unsigned char *nfc = NULL;
+    int rc = 0;
     if (!ascii) {
+        const unsigned char *u = (const unsigned char *)t;
+        size_t i = 0, done = 0, bad = 0, len;
+        while (i < n && !rc) {
+            if ((len = utf8_seq(u + i, n - i, &bad))) { i += len; continue; }
+            rc = buf_put(&fixed, t + done, i - done) || buf_put(&fixed, "\xEF\xBF\xBD", 3);
+            i += bad;
+            done = i;
+        }
+        if (!rc && fixed.s) rc = buf_put(&fixed, t + done, n - done);
+        if (!rc && fixed.s) { t = fixed.s; n = fixed.n; }
+    }
+    rc = rc || chat_put_text(s->c, t, n);
+    if (!rc && s->c->tok && !ascii) {
         utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)t, (utf8proc_ssize_t)n, &nfc,
                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-        if (r < 0) return err_set("chat: text is not valid UTF-8 (%s)", utf8proc_errmsg(r));
-        t = (const char *)nfc;
-        n = (size_t)r;
+        if (r < 0) rc = err_set("chat: NFC of a text piece failed (%s)", utf8proc_errmsg(r));
+        else { t = (const char *)nfc; n = (size_t)r; }
     }
-    size_t at = s->run.n;
-    int rc = buf_put(&s->run, t, n);
-    if (!rc && s->run.cap > s->rmask_cap) {
-        uint8_t *p = realloc(s->rmask, s->run.cap);
-        if (!p) rc = err_set("chat: out of memory");
-        else { s->rmask = p; s->rmask_cap = s->run.cap; }
+    if (!rc && s->c->tok) {
+        size_t at = s->run.n;
+        rc = buf_put(&s->run, t, n);
+        if (!rc && s->run.cap > s->rmask_cap) {
+            uint8_t *p = realloc(s->rmask, s->run.cap);
+            if (!p) rc = err_set("chat: out of memory");
+            else { s->rmask = p; s->rmask_cap = s->run.cap; }
+        }
+        if (!rc) memset(s->rmask + at, m, n);
     }
-    if (!rc) memset(s->rmask + at, m, n);
     free(nfc);
-    return rc;
+    free(fixed.s);
+    return rc ? -1 : 0;
 }
 static int seg_str(seg_t *s, const char *t, int m) { return seg_text(s, t, strlen(t), m); }
 
@@ -318,7 +353,7 @@ static int seg_end(seg_t *s) {
 int chat_init(chat_t *c, const tokenizer_t *tok) {
     memset(c, 0, sizeof *c);
     c->tok = tok;
-    for (int i = 0; i < SP_N; i++) {
+    for (int i = 0; i < CHAT_SP_N; i++) {
         c->sp[i] = -1;
         if (!tok) continue;
         int32_t id = tokenizer_token_id(tok, sp_text[i]);
@@ -342,7 +377,30 @@ void chat_free(chat_t *c) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// messages
+// messages. Every public function that appends is all-or-nothing: on error the chat is rolled
+// back to where it was (a failed message leaves no partial tokens behind).
+
+typedef struct {
+    int n_ids, header_done, tool_turn_open, assistant_open, n_messages, n_straddle;
+    size_t text_len;
+} mark_t;
+
+static mark_t chat_mark(const chat_t *c) {
+    return (mark_t){c->ids.n, c->header_done, c->tool_turn_open, c->assistant_open,
+                    c->n_messages, c->n_straddle, c->text_len};
+}
+
+static int chat_rollback(chat_t *c, mark_t m) {
+    c->ids.n = m.n_ids;
+    c->header_done = m.header_done;
+    c->tool_turn_open = m.tool_turn_open;
+    c->assistant_open = m.assistant_open;
+    c->n_messages = m.n_messages;
+    c->n_straddle = m.n_straddle;
+    c->text_len = m.text_len;
+    if (c->text) c->text[c->text_len] = 0;
+    return -1;
+}
 
 // the first turn: system message and tools (template lines 1-16)
 static int chat_write_header(chat_t *c) {
@@ -351,7 +409,7 @@ static int chat_write_header(chat_t *c) {
     int has_tools = c->tools && json_array_size(c->tools) > 0;
     if (!has_tools && !c->system) return 0;
     seg_t s = {.c = c};
-    int rc = seg_special(&s, SP_IM_START, 0) || seg_str(&s, "system\n", 0);
+    int rc = seg_special(&s, CHAT_SP_IM_START, 0) || seg_str(&s, "system\n", 0);
     if (!rc && c->system) rc = seg_str(&s, c->system, 0) || (has_tools && seg_str(&s, "\n\n", 0));
     if (!rc && has_tools) {
         rc = seg_str(&s, TOOLS_HEAD, 0);
@@ -363,7 +421,7 @@ static int chat_write_header(chat_t *c) {
         }
         rc = rc || seg_str(&s, TOOLS_TAIL, 0);
     }
-    rc = rc || seg_special(&s, SP_IM_END, 0) || seg_str(&s, "\n", 0);
+    rc = rc || seg_special(&s, CHAT_SP_IM_END, 0) || seg_str(&s, "\n", 0);
     return seg_end(&s) || rc ? -1 : 0;
 }
 
@@ -375,7 +433,7 @@ static int chat_prepare(chat_t *c, const char *what) {
     if (chat_write_header(c)) return -1;
     if (c->tool_turn_open) {
         seg_t s = {.c = c};
-        int rc = seg_special(&s, SP_IM_END, 0) || seg_str(&s, "\n", 0);
+        int rc = seg_special(&s, CHAT_SP_IM_END, 0) || seg_str(&s, "\n", 0);
         if (seg_end(&s) || rc) return -1;
         c->tool_turn_open = 0;
     }
@@ -383,15 +441,20 @@ static int chat_prepare(chat_t *c, const char *what) {
 }
 
 // <|im_start|>{role}\n{content}<|im_end|>\n
-static int chat_add_plain(chat_t *c, const char *role, const char *content) {
+static int add_plain_impl(chat_t *c, const char *role, const char *content) {
     if (!content) return err_set("chat: %s message without content", role);
     if (chat_prepare(c, role)) return -1;
     seg_t s = {.c = c};
-    int rc = seg_special(&s, SP_IM_START, 0) || seg_str(&s, role, 0) || seg_str(&s, "\n", 0) ||
-             seg_str(&s, content, 0) || seg_special(&s, SP_IM_END, 0) || seg_str(&s, "\n", 0);
+    int rc = seg_special(&s, CHAT_SP_IM_START, 0) || seg_str(&s, role, 0) || seg_str(&s, "\n", 0) ||
+             seg_str(&s, content, 0) || seg_special(&s, CHAT_SP_IM_END, 0) || seg_str(&s, "\n", 0);
     if (seg_end(&s) || rc) return -1;
     c->n_messages++;
     return 0;
+}
+
+static int chat_add_plain(chat_t *c, const char *role, const char *content) {
+    mark_t m = chat_mark(c);
+    return add_plain_impl(c, role, content) ? chat_rollback(c, m) : 0;
 }
 
 int chat_add_system(chat_t *c, const char *content) {
@@ -428,35 +491,44 @@ int chat_set_tools_json(chat_t *c, const char *json_text) {
 
 int chat_add_user(chat_t *c, const char *content) { return chat_add_plain(c, "user", content); }
 
-int chat_add_tool(chat_t *c, const char *content) {
+static int add_tool_impl(chat_t *c, const char *content) {
     if (!content) return err_set("chat: tool message without content");
     if (c->assistant_open)
         return err_set("chat: cannot add a tool response: the generation prompt is open");
     if (chat_write_header(c)) return -1;
     seg_t s = {.c = c};
     int rc = 0;
-    if (!c->tool_turn_open) rc = seg_special(&s, SP_IM_START, 0) || seg_str(&s, "user", 0);
-    rc = rc || seg_str(&s, "\n", 0) || seg_special(&s, SP_TOOL_RESPONSE, 0) ||
+    if (!c->tool_turn_open) rc = seg_special(&s, CHAT_SP_IM_START, 0) || seg_str(&s, "user", 0);
+    rc = rc || seg_str(&s, "\n", 0) || seg_special(&s, CHAT_SP_TOOL_RESPONSE, 0) ||
          seg_str(&s, "\n", 0) || seg_str(&s, content, 0) || seg_str(&s, "\n", 0) ||
-         seg_special(&s, SP_TOOL_RESPONSE_END, 0);
+         seg_special(&s, CHAT_SP_TOOL_RESPONSE_END, 0);
     if (seg_end(&s) || rc) return -1;
     c->tool_turn_open = 1;
     c->n_messages++;
     return 0;
 }
 
-int chat_begin_assistant(chat_t *c) {
+int chat_add_tool(chat_t *c, const char *content) {
+    mark_t m = chat_mark(c);
+    return add_tool_impl(c, content) ? chat_rollback(c, m) : 0;
+}
+
+static int begin_assistant_impl(chat_t *c) {
     if (c->assistant_open) return 0;
     if (chat_prepare(c, "the generation prompt")) return -1;
     seg_t s = {.c = c};
-    int rc = seg_special(&s, SP_IM_START, 0) || seg_str(&s, "assistant\n", 0);
+    int rc = seg_special(&s, CHAT_SP_IM_START, 0) || seg_str(&s, "assistant\n", 0);
     if (!c->enable_thinking)
-        rc = rc || seg_special(&s, SP_THINK, 0) || seg_str(&s, "\n\n", 0) ||
-             seg_special(&s, SP_THINK_END, 0) || seg_str(&s, "\n\n", 0);
+        rc = rc || seg_special(&s, CHAT_SP_THINK, 0) || seg_str(&s, "\n\n", 0) ||
+             seg_special(&s, CHAT_SP_THINK_END, 0) || seg_str(&s, "\n\n", 0);
     if (seg_end(&s) || rc) return -1;
     c->assistant_open = 1;
-    c->open_think_block = !c->enable_thinking;
     return 0;
+}
+
+int chat_begin_assistant(chat_t *c) {
+    mark_t m = chat_mark(c);
+    return begin_assistant_impl(c) ? chat_rollback(c, m) : 0;
 }
 
 int chat_render_gen_prompt(chat_t *c, ids_t *out) {
@@ -465,12 +537,17 @@ int chat_render_gen_prompt(chat_t *c, ids_t *out) {
     return ids_append(out, c->ids.ids, c->ids.n);
 }
 
-int chat_flush(chat_t *c) {
+static int flush_impl(chat_t *c) {
     if (c->assistant_open) return 0; // nothing pending besides the assistant's own reply
     return chat_prepare(c, "");
 }
 
-int chat_add_assistant_ids(chat_t *c, const int32_t *ids, int n) {
+int chat_flush(chat_t *c) {
+    mark_t m = chat_mark(c);
+    return flush_impl(c) ? chat_rollback(c, m) : 0;
+}
+
+static int add_assistant_ids_impl(chat_t *c, const int32_t *ids, int n) {
     if (!c->tok) return err_set("chat: chat_add_assistant_ids needs a tokenizer");
     int n_ids = tokenizer_n_ids(c->tok);
     for (int i = 0; i < n; i++)
@@ -486,12 +563,17 @@ int chat_add_assistant_ids(chat_t *c, const int32_t *ids, int n) {
     }
     seg_t s = {.c = c};
     int rc = 0;
-    if (n == 0 || ids[n - 1] != c->sp[SP_IM_END]) rc = seg_special(&s, SP_IM_END, 0);
+    if (n == 0 || ids[n - 1] != c->sp[CHAT_SP_IM_END]) rc = seg_special(&s, CHAT_SP_IM_END, 0);
     rc = rc || seg_str(&s, "\n", 0);
     if (seg_end(&s) || rc) return -1;
     c->assistant_open = 0;
     c->n_messages++;
     return 0;
+}
+
+int chat_add_assistant_ids(chat_t *c, const int32_t *ids, int n) {
+    mark_t m = chat_mark(c);
+    return add_assistant_ids_impl(c, ids, n) ? chat_rollback(c, m) : 0;
 }
 
 static const char *find_str(const char *s, const char *needle) { return strstr(s, needle); }
@@ -523,17 +605,17 @@ static int seg_calls(seg_t *s, const char *content, const chat_call_t *calls, in
             a = args;
             alen = strlen(args);
         }
-        int rc = seg_special(s, SP_TOOL_CALL, 1) || seg_str(s, "\n{\"name\": \"", 1) ||
+        int rc = seg_special(s, CHAT_SP_TOOL_CALL, 1) || seg_str(s, "\n{\"name\": \"", 1) ||
                  seg_str(s, tc->name, 1) || seg_str(s, "\", \"arguments\": ", 1) ||
                  seg_text(s, a, alen, 1) || seg_str(s, "}\n", 1) ||
-                 seg_special(s, SP_TOOL_CALL_END, 1);
+                 seg_special(s, CHAT_SP_TOOL_CALL_END, 1);
         free(args);
         if (rc) return -1;
     }
     return 0;
 }
 
-int chat_add_assistant_ex(chat_t *c, const char *content, const char *reasoning,
+static int add_assistant_ex_impl(chat_t *c, const char *content, const char *reasoning,
                           const chat_call_t *calls, int n_calls, chat_think_t think) {
     if (!content) content = "";
     if (n_calls < 0 || (n_calls > 0 && !calls)) return err_set("chat: bad tool call list");
@@ -567,7 +649,7 @@ int chat_add_assistant_ex(chat_t *c, const char *content, const char *reasoning,
             r = own;
         }
         int block = think == CHAT_THINK_KEEP || (think == CHAT_THINK_AUTO && r[0]);
-        rc = seg_special(&s, SP_IM_START, 0) || seg_str(&s, "assistant\n", 0);
+        rc = seg_special(&s, CHAT_SP_IM_START, 0) || seg_str(&s, "assistant\n", 0);
         if (!rc && block) {
             // reasoning.strip('\n'); the block is the model's own only when it is not empty
             const char *a = r, *b = r + strlen(r);
@@ -576,9 +658,9 @@ int chat_add_assistant_ex(chat_t *c, const char *content, const char *reasoning,
             int m = b > a;
             const char *lb = body;
             while (*lb == '\n') lb++;
-            rc = seg_special(&s, SP_THINK, m) || seg_str(&s, "\n", m) ||
+            rc = seg_special(&s, CHAT_SP_THINK, m) || seg_str(&s, "\n", m) ||
                  seg_text(&s, a, (size_t)(b - a), m) || seg_str(&s, "\n", m) ||
-                 seg_special(&s, SP_THINK_END, m) || seg_str(&s, "\n\n", m) ||
+                 seg_special(&s, CHAT_SP_THINK_END, m) || seg_str(&s, "\n\n", m) ||
                  seg_str(&s, lb, 1);
         } else {
             rc = rc || seg_str(&s, body, 1);
@@ -586,11 +668,18 @@ int chat_add_assistant_ex(chat_t *c, const char *content, const char *reasoning,
         rc = rc || seg_calls(&s, body, calls, n_calls);
         free(own);
     }
-    rc = rc || seg_special(&s, SP_IM_END, 1) || seg_str(&s, "\n", 0);
+    rc = rc || seg_special(&s, CHAT_SP_IM_END, 1) || seg_str(&s, "\n", 0);
     if (seg_end(&s) || rc) return -1;
     c->assistant_open = 0;
     c->n_messages++;
     return 0;
+}
+
+int chat_add_assistant_ex(chat_t *c, const char *content, const char *reasoning,
+                          const chat_call_t *calls, int n_calls, chat_think_t think) {
+    mark_t m = chat_mark(c);
+    int rc = add_assistant_ex_impl(c, content, reasoning, calls, n_calls, think);
+    return rc ? chat_rollback(c, m) : 0;
 }
 
 int chat_add_assistant(chat_t *c, const char *content, const chat_call_t *calls, int n_calls) {
@@ -744,7 +833,9 @@ static char *mem_dup(const char *s, size_t n) {
     return p;
 }
 
-static int is_ws(char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t' || ch == '\f' || ch == '\v'; }
+static int is_ws(char ch) {
+    return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t' || ch == '\f' || ch == '\v';
+}
 
 // fills one call from the text between the tags; status stays UNCLOSED_TAG for a truncated call
 static int parse_call(const char *s, const char *end, int unclosed, chat_parsed_call_t *call) {

@@ -16,14 +16,21 @@
 // <tool_call>, </tool_call>, <tool_response>, </tool_response>) are pushed by id; the text between
 // two of them (template text + message content together) is tokenized as one piece, exactly the
 // piece HF's render-then-tokenize sees, because added tokens always split the text first.
+// Literal special-token text inside content (e.g. "<|im_end|>" in a tool response) becomes that
+// special token, as in HF. Text is NFC-normalized piece by piece (template text | content), which
+// equals NFC of the whole piece because every template string next to content ends or starts with
+// a character that composes with nothing. Verified: the 5 reference renders, 300 random
+// conversations against tokenize(whole text) (tests/test_chat.c) and 400 random HF contexts against
+// jinja2 + HF tokenizers (tests/chat_template_check.py).
 // Where ids can differ from HF's render-then-tokenize of the whole conversation:
-//  - an assistant turn added from sampled ids (chat_add_assistant_ids) keeps the sampled ids; HF
-//    would re-tokenize its text, which differs when the sampled ids are not the canonical BPE of
-//    their text, or when the text joins the template's "\n" before it ("assistant\n" + "\n\n..."
-//    merge into one pre-token in a full render);
+//  - an assistant reply continuing the generation prompt (chat_add_assistant_ids, or
+//    chat_add_assistant while the prompt is open) is its own piece: sampled ids are kept as
+//    sampled (they need not be the canonical BPE of their text), and a reply that starts with
+//    whitespace would merge with the prompt's trailing "\n" / "\n\n" in a whole-text render
+//    ("</think>\n\n" + "\nhi": "\n\n\n" is one pre-token there);
 //  - HF re-renders history: it drops <think> blocks of assistant turns before the last user query,
 //    and renders the empty "<think>\n\n</think>\n\n" only for the LAST assistant turn. A growing
-//    episode keeps every turn exactly as the policy saw it (the generation prompt + its sampled ids),
+//    episode keeps every turn exactly as the policy saw it (generation prompt + its sampled ids),
 //    so with thinking off our ids keep the empty think block of every earlier assistant turn, and
 //    with thinking on they keep earlier reasoning. Append-only is the point (token-in, token-out);
 //    HF-exact history rendering is available through the JSON loader, which sees all messages.
@@ -31,7 +38,12 @@
 // Per-token mask (parallel to the ids): 1 = produced by the assistant: its content, reasoning (when
 // non-empty), tool-call blocks, and its closing <|im_end|>; 0 = everything else (template text,
 // the generation prompt incl. the empty think block, the "\n" after <|im_end|>, other roles).
-// For assistant turns from sampled ids the mask is 1 on exactly the sampled ids.
+// For assistant turns from sampled ids the mask is 1 on exactly the sampled ids. A token of a text
+// piece that mixes mask-0 and mask-1 bytes (only possible when a reply starts with whitespace that
+// merges with template text) gets mask 0 and is counted in n_straddle.
+// A user turn of tool responses stays open (no <|im_end|>\n yet) until the next message, the
+// generation prompt or chat_flush closes it: read c->ids as a prompt only after
+// chat_begin_assistant.
 #pragma once
 #include <jansson.h>
 #include <stddef.h>
@@ -50,10 +62,23 @@ typedef struct {
 
 // how an assistant text message's <think> block is rendered (HF template rules)
 typedef enum {
-    CHAT_THINK_AUTO = 0, // block only when reasoning is non-empty (a turn after the last user query)
-    CHAT_THINK_DROP,     // never (template: turn before the last user query)
-    CHAT_THINK_KEEP,     // always, even empty (template: the last message, after the last user query)
+    CHAT_THINK_AUTO = 0, // only when reasoning is non-empty (a turn after the last user query)
+    CHAT_THINK_DROP,     // never (template: a turn before the last user query)
+    CHAT_THINK_KEEP,     // always, even empty (template: the last message, after the last query)
 } chat_think_t;
+
+// the template's special tokens (Qwen3 ids in comments), looked up by text at chat_init
+enum {
+    CHAT_SP_IM_START,          // <|im_start|>     151644
+    CHAT_SP_IM_END,            // <|im_end|>       151645
+    CHAT_SP_TOOL_CALL,         // <tool_call>      151657
+    CHAT_SP_TOOL_CALL_END,     // </tool_call>     151658
+    CHAT_SP_TOOL_RESPONSE,     // <tool_response>  151665
+    CHAT_SP_TOOL_RESPONSE_END, // </tool_response> 151666
+    CHAT_SP_THINK,             // <think>          151667
+    CHAT_SP_THINK_END,         // </think>         151668
+    CHAT_SP_N
+};
 
 typedef struct {
     const tokenizer_t *tok; // NULL: text-only rendering (ids and mask stay empty)
@@ -72,9 +97,8 @@ typedef struct {
     int n_messages;       // messages added so far (incl. the first system message)
     int tool_turn_open;   // a user turn of tool responses is open (its <|im_end|>\n is pending)
     int assistant_open;   // the generation prompt is written, the assistant body is pending
-    int open_think_block; // the open assistant turn's prompt contains the empty think block
     int n_straddle;       // tokens that mixed mask-0 and mask-1 bytes (given mask 0)
-    int32_t sp[8];        // special token ids, see chat.c (CHAT_SP_*)
+    int32_t sp[CHAT_SP_N]; // special token ids by CHAT_SP_* (e.g. sp[CHAT_SP_IM_END]: the stop id)
 } chat_t;
 
 // tok may be NULL (text only). Looks up and checks the special token ids.
@@ -106,11 +130,11 @@ int chat_add_assistant_ex(chat_t *c, const char *content, const char *reasoning,
 // enable_thinking is 0); afterwards c->ids is the prompt to sample from. Idempotent while open.
 int chat_begin_assistant(chat_t *c);
 // appends the sampled ids of the open assistant turn (opens it first if needed), mask 1, then
-// closes the turn: <|im_end|> (mask 0 when it was not the last sampled id: a truncated turn) + "\n".
+// closes the turn: <|im_end|> (mask 0 when it was not the last sampled id: truncated) + "\n".
 int chat_add_assistant_ids(chat_t *c, const int32_t *ids, int n);
 // writes whatever is pending (header, open tool turn) so c->ids/c->text hold the full conversation
 int chat_flush(chat_t *c);
-// chat_begin_assistant, then copies the prompt ids into out (out is cleared first)
+// chat_begin_assistant, then copies the prompt ids (all of c->ids) into out (cleared first)
 int chat_render_gen_prompt(chat_t *c, ids_t *out);
 
 // loads an HF-style conversation: {"messages":[...], "tools":[...], "add_generation_prompt":b,
@@ -155,9 +179,14 @@ typedef struct {
     int n_calls;
 } chat_parsed_t;
 
-// parses assistant text (e.g. decoded sampled ids, without <|im_end|>): an optional leading
-// <think>...</think>, then text and <tool_call>...</tool_call> blocks in any number and order.
-// Never fails on malformed input (returns -1 only when out of memory); calls inside the think block
-// are not parsed. A <tool_call> that meets another <tool_call> before its </tool_call> is UNCLOSED.
+// parses assistant text (e.g. decoded sampled ids, without <|im_end|>): an optional reasoning part
+// (a leading "<think>" up to the first "</think>", or, as when the prompt opened the block, any
+// text up to a "</think>" that comes before every "<tool_call>"), then text and
+// <tool_call>...</tool_call> blocks in any number and order. Calls inside the reasoning are not
+// parsed. A <tool_call> that meets another <tool_call> before its </tool_call> is UNCLOSED and
+// ends there. The JSON between the tags is parsed after trimming whitespace (jansson: strict JSON,
+// integers must fit in 64 bits). Never fails on malformed input, also not on NUL bytes or invalid
+// UTF-8 (returns -1 only when out of memory). *out is always initialized; free it with
+// chat_parsed_free.
 int chat_parse_assistant(const char *text, size_t len, chat_parsed_t *out);
 void chat_parsed_free(chat_parsed_t *p);

@@ -22,6 +22,44 @@ double sampler_uniform(uint64_t seed, uint64_t stream, uint64_t step) {
     return (double)(h >> 11) * 0x1.0p-53;
 }
 
+// ---- row helpers: max and e^((x - max) / T) of a whole vocabulary row ----
+// A vocabulary row is 151,936 floats per sequence per step, so these loops must vectorize.
+// -fno-trapping-math (only FP exception flags, never results) lets GCC turn the selects into
+// vector max instructions; expf from libm would not vectorize at all.
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+
+// e^x for x <= 0 (inputs below -87 give ~0): 2^k * p(r) with k = round(x / ln2), r = x - k ln2 in
+// [-ln2/2, ln2/2], p a degree-6 Taylor polynomial; relative error below 3e-7
+static inline float exp_nonpos(float x) {
+    x = x > -87.0f ? x : -87.0f;
+    float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round to nearest (1.5 * 2^23 trick)
+    float r = (x - k * 0.693145752f) - k * 1.42860677e-06f;  // ln2 as hi + lo: k * hi is exact
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f +
+              r * (0.00833333377f + r * 0.00138888892f)))));
+    union { int32_t i; float f; } two_k = {((int32_t)k + 127) << 23};
+    return p * two_k.f;
+}
+
+static float row_max(const float *x, int n) {
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+// e[i] = e^((x[i] - m) * inv_t); returns their sum (8 double lanes, summed in a fixed order)
+static double row_exp(const float *x, int n, float m, float inv_t, float *e) {
+    double lane[8] = {0};
+    int n8 = n / 8 * 8;
+    for (int i = 0; i < n8; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] += (e[i + j] = exp_nonpos((x[i + j] - m) * inv_t));
+    double sum = 0;
+    for (int j = 0; j < 8; j++) sum += lane[j];
+    for (int i = n8; i < n; i++) sum += (e[i] = exp_nonpos((x[i] - m) * inv_t));
+    return sum;
+}
+#pragma GCC pop_options
+
 // ---- scratch ----
 
 int sampler_init(sampler_t *s, int vocab_size) {
@@ -109,26 +147,22 @@ int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits,
                    uint64_t step, int32_t *token, float *logprob) {
     if (sampler_params_check(p)) return -1;
     const int V = s->vocab_size;
-    float m = -INFINITY;
-    int best = 0;
-    for (int i = 0; i < V; i++)
-        if (logits[i] > m) m = logits[i], best = i;
+    const float m = row_max(logits, V);
     if (!isfinite(m)) return err_set("sampler: the logits hold no finite maximum (NaN or inf)");
+    int best = 0; // the argmax: the lowest id holding the max
+    while (logits[best] != m) best++;
 
     // greedy: the argmax, and its log-prob at temperature 1
+    float *e = s->prob;
     if (p->temperature == 0) {
-        double sum = 0;
-        for (int i = 0; i < V; i++) sum += expf(logits[i] - m);
         *token = best;
-        *logprob = (float)(-log(sum)); // logits[best] - m == 0
+        *logprob = (float)(-log(row_exp(logits, V, m, 1.0f, e))); // logits[best] - m == 0
         return 0;
     }
 
     // e_i = exp((l_i - max) / T); sum over all V gives the full distribution's normalizer
     const float inv_t = 1.0f / p->temperature;
-    float *e = s->prob;
-    double total = 0;
-    for (int i = 0; i < V; i++) total += (e[i] = expf((logits[i] - m) * inv_t));
+    double total = row_exp(logits, V, m, inv_t, e);
     const double u = sampler_uniform(p->seed, stream, step);
     int32_t tok = -1;
 

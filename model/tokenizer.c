@@ -350,49 +350,21 @@ tokenizer_t *tokenizer_load_buffer(const char *json, size_t len, const char *nam
     tok->byte_fallback = json_flag(model, "byte_fallback", 0);
     tok->ignore_merges = json_flag(model, "ignore_merges", 0);
 
-    // ---- ids: vocab and added tokens ----
+    // ---- model vocab ----
     int64_t max_id = -1, id;
     const char *key;
     json_object_foreach(vocab, key, v) {
         if (json_id(v, &id))
             FAIL("%s: model.vocab[\"%s\"]: expected a non-negative integer id, found %s", name, key, json_kind(v));
         if (id > max_id) max_id = id;
-    }
-    json_t *added = json_object_get(root, "added_tokens");
-    if (added && !json_is_null(added) && !json_is_array(added))
-        FAIL("%s: added_tokens: expected an array, found %s", name, json_kind(added));
-    size_t n_added = json_array_size(added);
-    for (size_t i = 0; i < n_added; i++) {
-        json_t *a = json_array_get(added, i);
-        if (!json_is_object(a)) FAIL("%s: added_tokens[%zu]: expected an object, found %s", name, i, json_kind(a));
-        if (json_id(json_object_get(a, "id"), &id))
-            FAIL("%s: added_tokens[%zu].id: expected a non-negative integer, found %s", name, i,
-                 json_kind(json_object_get(a, "id")));
-        if (!json_is_string(json_object_get(a, "content")))
-            FAIL("%s: added_tokens[%zu].content: expected a string, found %s", name, i,
-                 json_kind(json_object_get(a, "content")));
-        if (id > max_id) max_id = id;
-    }
-    if (max_id < 0) FAIL("%s: model.vocab is empty", name);
-    tok->n_ids = (int)max_id + 1;
-    tok->str = calloc((size_t)tok->n_ids, sizeof *tok->str);
-    tok->str_len = calloc((size_t)tok->n_ids, sizeof *tok->str_len);
-    tok->bytes = calloc((size_t)tok->n_ids, sizeof *tok->bytes);
-    tok->bytes_len = calloc((size_t)tok->n_ids, sizeof *tok->bytes_len);
-    tok->added = calloc(n_added ? n_added : 1, sizeof *tok->added);
-    if (!tok->str || !tok->str_len || !tok->bytes || !tok->bytes_len || !tok->added) FAIL("out of memory");
-
-    json_object_foreach(vocab, key, v) {
-        json_id(v, &id);
         size_t kl = strlen(key);
         const char *s = arena_put(tok, key, kl);
         if (!s) FAIL("out of memory");
-        tok->str[id] = s;
-        tok->str_len[id] = (uint32_t)kl;
         if (tok_strmap_put(&tok->vocab, s, (uint32_t)kl, (int32_t)id)) goto fail;
     }
+    if (max_id < 0) FAIL("%s: model.vocab is empty", name);
 
-    // ---- normalizer and pre-tokenizer (needed to normalize added tokens) ----
+    // ---- normalizer and pre-tokenizer (the normalizer is needed for added tokens) ----
     if (load_normalizer(tok, json_object_get(root, "normalizer"), "normalizer")) goto fail;
     if (load_pretokenizer(tok, json_object_get(root, "pre_tokenizer"))) goto fail;
     if (tok->n_pre == 0 || tok->pre[tok->n_pre - 1].type != TOK_PRE_BYTELEVEL)
@@ -406,29 +378,74 @@ tokenizer_t *tokenizer_load_buffer(const char *json, size_t len, const char *nam
         FAIL("%s: decoder: expected {\"type\": \"ByteLevel\"}, found %s", name,
              dtype ? dtype : json_kind(dec));
 
+    // ---- added tokens. Ids as HF assigns them on load (it ignores the "id" field): the id of an
+    //      equal token already known (added or model vocab), else the next id after the vocab, in
+    //      file order. For files HF wrote, this is the "id" field. A repeated content keeps its id
+    //      and takes the later flags. Empty contents are ignored. ----
+    json_t *added = json_object_get(root, "added_tokens");
+    if (added && !json_is_null(added) && !json_is_array(added))
+        FAIL("%s: added_tokens: expected an array, found %s", name, json_kind(added));
+    size_t n_added = json_array_size(added);
+    tok->added = calloc(n_added ? n_added : 1, sizeof *tok->added);
+    if (!tok->added) FAIL("out of memory");
+    int64_t next_id = (int64_t)json_object_size(vocab);
     for (size_t i = 0; i < n_added; i++) {
         json_t *a = json_array_get(added, i);
-        json_id(json_object_get(a, "id"), &id);
+        if (!json_is_object(a)) FAIL("%s: added_tokens[%zu]: expected an object, found %s", name, i, json_kind(a));
+        if (json_id(json_object_get(a, "id"), &id))
+            FAIL("%s: added_tokens[%zu].id: expected a non-negative integer, found %s", name, i,
+                 json_kind(json_object_get(a, "id")));
         json_t *c = json_object_get(a, "content");
+        if (!json_is_string(c))
+            FAIL("%s: added_tokens[%zu].content: expected a string, found %s", name, i, json_kind(c));
         size_t cl = json_string_length(c);
-        const char *s = arena_put(tok, json_string_value(c), cl);
-        if (!s) FAIL("out of memory");
-        tok_added_t *t = &tok->added[tok->n_added++];
-        t->id = (int32_t)id;
-        t->content = s;
-        t->len = (uint32_t)cl;
+        if (cl == 0) continue;
+        const char *content = json_string_value(c);
+        int32_t known = tok_strmap_get(&tok->added_map, content, (uint32_t)cl);
+        tok_added_t *t = NULL;
+        for (int k = 0; known >= 0 && k < tok->n_added; k++)
+            if (tok->added[k].id == known) t = &tok->added[k];
+        if (!t) {
+            if (known < 0) known = tok_strmap_get(&tok->vocab, content, (uint32_t)cl);
+            if (known < 0) {
+                if (next_id >= (1 << 30)) FAIL("%s: added_tokens: too many ids", name);
+                known = (int32_t)next_id++;
+            }
+            const char *s = arena_put(tok, content, cl);
+            if (!s) FAIL("out of memory");
+            if (tok_strmap_put(&tok->added_map, s, (uint32_t)cl, known)) goto fail;
+            t = &tok->added[tok->n_added++];
+            t->id = known;
+            t->content = s;
+            t->len = (uint32_t)cl;
+        }
+        if (t->id > max_id) max_id = t->id;
         t->special = (uint8_t)json_flag(a, "special", 0);
         t->single_word = (uint8_t)json_flag(a, "single_word", 0);
         t->lstrip = (uint8_t)json_flag(a, "lstrip", 0);
         t->rstrip = (uint8_t)json_flag(a, "rstrip", 0);
         t->normalized = (uint8_t)json_flag(a, "normalized", !t->special);
-        tok->str[id] = s; // decode prefers the added token (HF: added vocabulary first)
-        tok->str_len[id] = (uint32_t)cl;
-        if (tok_strmap_put(&tok->added_map, s, (uint32_t)cl, (int32_t)id)) goto fail;
+    }
+
+    // ---- token string of every id: the added token, else the vocab entry (HF: added first) ----
+    tok->n_ids = (int)max_id + 1;
+    tok->str = calloc((size_t)tok->n_ids, sizeof *tok->str);
+    tok->str_len = calloc((size_t)tok->n_ids, sizeof *tok->str_len);
+    tok->bytes = calloc((size_t)tok->n_ids, sizeof *tok->bytes);
+    tok->bytes_len = calloc((size_t)tok->n_ids, sizeof *tok->bytes_len);
+    if (!tok->str || !tok->str_len || !tok->bytes || !tok->bytes_len) FAIL("out of memory");
+    for (uint32_t k = 0; k < tok->vocab.n; k++) {
+        tok->str[tok->vocab.vals[k]] = tok->vocab.keys[k];
+        tok->str_len[tok->vocab.vals[k]] = tok->vocab.lens[k];
+    }
+    for (int k = 0; k < tok->n_added; k++) {
+        tok_added_t *t = &tok->added[k];
+        tok->str[t->id] = t->content;
+        tok->str_len[t->id] = t->len;
         if (t->normalized && tok->n_norms) { // matched against its normalized form
             char *nf;
             size_t nn;
-            if (tok_normalize(tok, s, cl, &nf, &nn)) goto fail;
+            if (tok_normalize(tok, t->content, t->len, &nf, &nn)) goto fail;
             if (nf) {
                 t->content = arena_put(tok, nf, nn);
                 t->len = (uint32_t)nn;

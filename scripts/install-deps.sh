@@ -40,10 +40,10 @@ fi
 
 if [ "$want_tests" = 1 ]; then
   venv="$here/.venv"
-  if ! "$venv/bin/python" -c 'import tokenizers, numpy' 2>/dev/null; then
-    echo "install-deps: creating $venv with tokenizers + numpy (PyPI)"
+  if ! "$venv/bin/python" -c 'import tokenizers, numpy, jinja2' 2>/dev/null; then
+    echo "install-deps: creating $venv with tokenizers + numpy + jinja2 (PyPI)"
     /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'tokenizers==0.23.3' 'numpy'
+    "$venv/bin/pip" install -q --disable-pip-version-check 'tokenizers==0.23.3' 'numpy' 'jinja2'
   else
     echo "install-deps: $venv already has tokenizers + numpy"
   fi

@@ -131,6 +131,13 @@ case("st_offsets_overlap", "overlap tensor model.embed_tokens.weight",
      edited_header(lambda h: h["model.layers.0.input_layernorm.weight"].__setitem__("data_offsets", [128, 256])))
 case("st_trailing_bytes", "the tensors cover 377728 bytes of data but the file holds 377736 after the header",
      GOOD + b"\0" * 8)
+with open(os.path.join(tiny, "model-f32.safetensors"), "rb") as f:
+    G32 = f.read()
+(N32,) = struct.unpack("<Q", G32[:8])
+H32 = G32[8:8 + N32].rstrip(b" ") + b"  "  # header length 2 mod 8: F32 data off its 4-byte grid
+H32 += b" " * ((2 - len(H32)) % 8)
+case("st_unaligned", "tensor model.embed_tokens.weight: data at file offset 2482 is not aligned to its 4-byte "
+     "elements (expected the header padded to a multiple of 8)", struct.pack("<Q", len(H32)) + H32 + G32[8 + N32:])
 t = good_tensors()
 del t["model.layers.1.mlp.down_proj.weight"]
 case("st_missing_tensor", "model.safetensors: missing tensor model.layers.1.mlp.down_proj.weight", repack(t))

@@ -2,3 +2,4 @@
 trustee_c_test(test_model SOURCES test_model.c)
 trustee_c_test(test_sampler SOURCES test_sampler.c)
 trustee_c_test(test_engine SOURCES test_engine.c)
+trustee_sh_test(test_model_cli test_model_cli.sh)

@@ -612,6 +612,31 @@ static void test_loader(void) {
     json_decref(j);
 }
 
+// invalid UTF-8 is replaced like Python's decode("utf-8", "replace"); a failed add leaves nothing
+static void test_sanitize_rollback(void) {
+    chat_t c;
+    chat_init(&c, tok);
+    CHECK(chat_add_user(&c, "a\xff" "b\xe2\x82" "c\xed\xa0\x80" "d\xf0\x9f\x98") == 0, "%s",
+          err_msg());
+    // Python: b"a\xffb\xe2\x82c\xed\xa0\x80d\xf0\x9f\x98".decode("utf-8", "replace")
+    const char *want = "<|im_start|>user\na\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd"
+                       "\xef\xbf\xbd" "d\xef\xbf\xbd<|im_end|>\n";
+    CHECK(!strcmp(c.text, want), "replaced text [%s]", c.text);
+    ids_t whole = {0};
+    tokenizer_encode(tok, c.text, c.text_len, &whole);
+    CHECK(ids_equal(c.ids.ids, c.ids.n, whole.ids, whole.n, "sanitized"), "sanitized ids");
+    ids_free(&whole);
+
+    int n0 = c.ids.n;
+    size_t t0 = c.text_len;
+    chat_call_t bad = {"f", NULL}; // no arguments: refused after the content was rendered
+    CHECK(chat_add_assistant(&c, "some content", &bad, 1) == -1, "call without arguments");
+    CHECK(c.ids.n == n0 && c.text_len == t0 && strlen(c.text) == t0, "rolled back");
+    CHECK(chat_add_assistant(&c, "fine", NULL, 0) == 0, "%s", err_msg());
+    CHECK(!strcmp(c.text + t0, "<|im_start|>assistant\nfine<|im_end|>\n"), "[%s]", c.text + t0);
+    chat_free(&c);
+}
+
 int main(void) {
     size_t len;
     const char *js = embedded_file("qwen3-tokenizer/tokenizer.json", &len);
@@ -626,6 +651,7 @@ int main(void) {
     test_random();
     test_documented_divergence();
     test_loader();
+    test_sanitize_rollback();
     tokenizer_free(tok);
     return test_exit("test_chat");
 }

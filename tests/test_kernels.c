@@ -437,6 +437,19 @@ static void test_threads(void) {
     CHECK(memcmp(a1, a2, sizeof(float) * 58 * 8 * 64) == 0, "attention differs between 1 and 2 threads");
     free(a1); free(a2);
 
+    // one row (gemv) and many rows (gemm)
+    for (int rows = 1; rows <= 3; rows += 2) {
+        int64_t n1 = rows, k1 = 257, o1 = 3001;
+        tensor_t x1 = f32(2, n1, k1, 0, 0), w1 = f32(2, o1, k1, 0, 0);
+        tensor_t y1 = f32(2, n1, o1, 0, 0), y2 = f32(2, n1, o1, 0, 0);
+        fill(F(x1), n1 * k1, 1); fill(F(w1), o1 * k1, 1);
+        kernels_set_threads(1);
+        op_matmul(&y1, &x1, &w1, 0);
+        kernels_set_threads(2);
+        op_matmul(&y2, &x1, &w1, 0);
+        CHECK(memcmp(y1.data, y2.data, tensor_nbytes(&y1)) == 0, "matmul of %d rows differs between 1 and 2 threads", rows);
+        tensor_free(&x1); tensor_free(&w1); tensor_free(&y1); tensor_free(&y2);
+    }
     int64_t N = 64, K = 300, O = 200;
     tensor_t x = f32(2, N, K, 0, 0), w = f32(2, O, K, 0, 0), nw = f32(1, K, 0, 0, 0);
     tensor_t o1 = f32(2, N, O, 0, 0), o2 = f32(2, N, O, 0, 0), r1 = f32(2, N, K, 0, 0), r2 = f32(2, N, K, 0, 0);

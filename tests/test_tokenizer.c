@@ -3,6 +3,7 @@
 // qwen3-tokenizer-tests: HF tokenizers, @huggingface/tokenizers, @lenml/tokenizers, llama.cpp's
 // vectors): encode, decode, streaming decode, plus checks of the load errors and of the NFC fast
 // path against utf8proc.
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,10 @@ static char *read_file(const char *path, size_t *len) {
     return b;
 }
 
+static int same_ids(const int32_t *a, int na, const int32_t *b, int nb) {
+    return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof *a) == 0);
+}
+
 static void print_ids(const char *what, const int32_t *ids, int n) {
     fprintf(stderr, "  %s (%d):", what, n);
     for (int i = 0; i < n && i < 64; i++) fprintf(stderr, " %d", ids[i]);
@@ -40,7 +45,7 @@ static int check_case(const tokenizer_t *tok, const char *name, const char *text
     ids_t got = {0};
     int ok = tokenizer_encode(tok, text, len, &got) == 0;
     CHECK(ok, "%s: encode failed: %s", name, err_msg());
-    int same = ok && got.n == n_want && memcmp(got.ids, want, (size_t)n_want * sizeof *want) == 0;
+    int same = ok && same_ids(got.ids, got.n, want, n_want);
     CHECK(same, "%s: ids differ", name);
     if (!same) {
         print_ids("want", want, n_want);
@@ -298,13 +303,75 @@ static void check_small_tokenizer(void) {
         snprintf(name, sizeof name, "small #%d", i);
         ids_t ids = {0};
         CHECK(tokenizer_encode(t, cases[i].text, strlen(cases[i].text), &ids) == 0, "%s", name);
-        int same = ids.n == cases[i].n && memcmp(ids.ids, cases[i].ids, (size_t)ids.n * 4) == 0;
+        int same = same_ids(ids.ids, ids.n, cases[i].ids, cases[i].n);
         CHECK(same, "%s: '%s'", name, cases[i].text);
         if (!same) { print_ids("want", cases[i].ids, cases[i].n); print_ids("got ", ids.ids, ids.n); }
         ids_free(&ids);
     }
     tokenizer_free(t);
     printf("small tokenizer (list/string merges, added-token flags): %d cases checked\n", n);
+}
+
+// concurrent encode calls on one tokenizer (cold cache, so threads fill it at the same time)
+// must give the single-threaded ids
+#define N_THREADS 4
+typedef struct {
+    const tokenizer_t *tok;
+    char **texts;
+    size_t *lens;
+    ids_t *want;
+    int n, seed, mismatches;
+} thread_arg_t;
+
+static void *encode_thread(void *p) {
+    thread_arg_t *a = p;
+    ids_t got = {0};
+    for (int rep = 0; rep < 20; rep++)
+        for (int j = 0; j < a->n; j++) {
+            int i = (j * 7 + a->seed * 13 + rep) % a->n;
+            got.n = 0;
+            if (tokenizer_encode(a->tok, a->texts[i], a->lens[i], &got) || !same_ids(got.ids, got.n, a->want[i].ids, a->want[i].n))
+                a->mismatches++;
+        }
+    ids_free(&got);
+    return NULL;
+}
+
+static void check_threads(const char *tok_path) {
+    size_t n;
+    char *buf = read_file(TEST_DATA_DIR "/qwen3-tokenizer-tests/qwen3-expected.inp", &n);
+    if (!buf) { CHECK(0, "cannot read qwen3-expected.inp"); return; }
+    char *texts[256];
+    size_t lens[256];
+    int nt = 0;
+    for (char *p = buf, *e = buf + n; p < e && nt < 256;) {
+        char *s = memmem(p, (size_t)(e - p), "\n__ggml_vocab_test__\n", 21);
+        if (!s) break;
+        texts[nt] = p;
+        lens[nt++] = (size_t)(s - p);
+        p = s + 21;
+    }
+    tokenizer_t *ref = tokenizer_load(tok_path), *tok = tokenizer_load(tok_path);
+    if (!ref || !tok) { CHECK(0, "load: %s", err_msg()); free(buf); return; }
+    ids_t want[256] = {{0}};
+    for (int i = 0; i < nt; i++) CHECK(tokenizer_encode(ref, texts[i], lens[i], &want[i]) == 0, "encode");
+    pthread_t th[N_THREADS];
+    thread_arg_t args[N_THREADS];
+    for (int t = 0; t < N_THREADS; t++) {
+        args[t] = (thread_arg_t){tok, texts, lens, want, nt, t, 0};
+        pthread_create(&th[t], NULL, encode_thread, &args[t]);
+    }
+    int bad = 0;
+    for (int t = 0; t < N_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        bad += args[t].mismatches;
+    }
+    CHECK(bad == 0, "%d mismatches between concurrent and single-threaded encodes", bad);
+    printf("threads: %d threads x 20 x %d texts encoded concurrently, %d mismatches\n", N_THREADS, nt, bad);
+    for (int i = 0; i < nt; i++) ids_free(&want[i]);
+    tokenizer_free(ref);
+    tokenizer_free(tok);
+    free(buf);
 }
 
 int main(void) {
@@ -328,6 +395,7 @@ int main(void) {
     check_small_tokenizer();
     check_load_errors();
     check_nfc_inert();
+    check_threads(SOURCE_DIR "/model/data/qwen3-tokenizer/tokenizer.json");
     tokenizer_free(tok);
     tokenizer_free(tok_file);
     return test_exit("test_tokenizer");

@@ -10,3 +10,6 @@ target_link_libraries(bench_tokenizer PRIVATE trustee_model)
 add_executable(tokenizer_batch ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer_batch.c)
 target_link_libraries(tokenizer_batch PRIVATE trustee_model)
 trustee_sh_test(test_tokenizer_diff test_tokenizer_diff.sh $<TARGET_FILE:tokenizer_batch>)
+
+# the `trustee tokenize` command end to end
+trustee_sh_test(test_tokenize_cmd test_tokenize_cmd.sh)

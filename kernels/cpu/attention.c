@@ -36,18 +36,6 @@ int cpu_op_kv_store(tensor_t *k_pool, tensor_t *v_pool, const tensor_t *k, const
     return 0;
 }
 
-// dot product in 16 independent lanes (vectorizable without reordering), lanes summed in order
-static inline float dot16(const float *a, const float *b, int64_t n) {
-    float lane[16] = {0};
-    int64_t n16 = n / 16 * 16;
-    for (int64_t i = 0; i < n16; i += 16)
-        for (int j = 0; j < 16; j++) lane[j] += a[i + j] * b[i + j];
-    float s = 0.0f;
-    for (int j = 0; j < 16; j++) s += lane[j];
-    for (int64_t i = n16; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 int cpu_op_attention(tensor_t *out, const tensor_t *q, const tensor_t *k_pool,
                      const tensor_t *v_pool, const tensor_t *seq_info, const tensor_t *page_table) {
     const char *op = "op_attention";
@@ -83,9 +71,10 @@ int cpu_op_attention(tensor_t *out, const tensor_t *q, const tensor_t *k_pool,
         }
         for (int64_t n = q_start; n < q_start + q_len; n++) {
             if (row_seq[n] >= 0) {
+                int32_t other = row_seq[n];
                 free(row_seq);
                 return err_set("%s: row %" PRId64 " belongs to sequences %" PRId32 " and %" PRId64,
-                               op, n, row_seq[n], b);
+                               op, n, other, b);
             }
             row_seq[n] = (int32_t)b;
         }
@@ -125,7 +114,7 @@ int cpu_op_attention(tensor_t *out, const tensor_t *q, const tensor_t *k_pool,
             float m = -INFINITY;
             for (int64_t t = 0; t <= last; t++) {
                 int64_t slot = (int64_t)pages[t / S] * S + t % S;
-                float s = dot16(qv, kp + slot * slot_stride + kvh * D, D) * scale;
+                float s = cpu_dot(qv, kp + slot * slot_stride + kvh * D, D) * scale;
                 scores[t] = s;
                 m = s > m ? s : m;
             }

@@ -12,6 +12,19 @@ int cpu_get_threads(void);
 // -1 with err_set("<op>: the CPU backend computes in F32; <name> is <dtype>") unless t is F32
 int cpu_require_f32(const char *op, const char *name, const tensor_t *t);
 
+// dot product in 16 independent lanes (vectorizable without reordering), lanes summed in order:
+// the same bits whatever the thread count
+static inline float cpu_dot(const float *a, const float *b, int64_t n) {
+    float lane[16] = {0};
+    int64_t n16 = n / 16 * 16;
+    for (int64_t i = 0; i < n16; i += 16)
+        for (int j = 0; j < 16; j++) lane[j] += a[i + j] * b[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < 16; j++) s += lane[j];
+    for (int64_t i = n16; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 int cpu_op_matmul(tensor_t *out, const tensor_t *x, const tensor_t *w, int accumulate);
 int cpu_op_rmsnorm(tensor_t *out, const tensor_t *x, const tensor_t *w, float eps);
 int cpu_op_rope(tensor_t *x, const tensor_t *pos, double theta);

@@ -1,4 +1,5 @@
-// op_matmul on the CPU: one OpenBLAS sgemm.
+// op_matmul on the CPU: one OpenBLAS sgemm; a single row is a plain parallel gemv (OpenBLAS's
+// sgemv gives different bits at different thread counts, and its sgemm packs all of w first).
 //   out (N, O) = x (N, I) @ w (O, I)^T   (+ out when accumulate)
 #include <cblas.h>
 
@@ -14,6 +15,16 @@ int cpu_op_matmul(tensor_t *out, const tensor_t *x, const tensor_t *w, int accum
         if (!accumulate) {
             float *o = out->data;
             for (int64_t i = 0; i < N * O; i++) o[i] = 0.0f;
+        }
+        return 0;
+    }
+    if (N == 1) { // one row (decode at batch 1): a dot product per output, w read once
+        const float *xs = x->data, *ws = w->data;
+        float *os = out->data;
+#pragma omp parallel for schedule(static) if (O * K >= (1 << 16))
+        for (int64_t o = 0; o < O; o++) {
+            float d = cpu_dot(xs, ws + o * K, K);
+            os[o] = accumulate ? os[o] + d : d;
         }
         return 0;
     }
