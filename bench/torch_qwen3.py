@@ -19,7 +19,7 @@ Timing definitions (same as `trustee bench-generate`):
                   each followed by greedy argmax); the first step feeds the token picked from the
                   prefill logits.
 
-Shapes: B batch, T tokens in this forward, P position of its first token, S = P + T keys,
+Shapes: B batch, T tokens in this forward, pos the position of its first token, S = pos + T keys,
 C hidden, H query heads, Hkv KV heads, G = H / Hkv, D head_dim, F intermediate, V vocab.
 """
 import argparse

@@ -9,23 +9,28 @@
 #include "args.h"
 #include "cmd.h"
 #include "kernels/err.h"
+#include "model/chat.h"
 #include "model/embedded.h"
 #include "model/engine.h"
 #include "model/qwen3.h"
 #include "model/tokenizer.h"
 
 static const char *GENERATE_USAGE =
-    "usage: trustee generate --model DIR --prompt TEXT [options]\n"
+    "usage: trustee generate --model DIR (--prompt TEXT | --chat FILE.json) [options]\n"
     "\n"
-    "Continues TEXT with the Qwen3 checkpoint in DIR and streams the continuation to stdout;\n"
-    "prefill and decode speeds go to stderr. TEXT is tokenized as is (no chat template) with\n"
-    "DIR/tokenizer.json when present, else the built-in Qwen3 tokenizer. Generation stops at\n"
-    "<|im_end|> / <|endoftext|>, at a --stop string, or after --max-tokens tokens.\n"
+    "Continues TEXT, or the assistant turn of a chat, with the Qwen3 checkpoint in DIR and streams\n"
+    "the continuation to stdout; prefill and decode speeds go to stderr. TEXT is tokenized as is\n"
+    "(no chat template) with DIR/tokenizer.json when present, else the built-in Qwen3 tokenizer.\n"
+    "FILE.json is rendered with the Qwen3 chat template straight to ids: {\"messages\": [...],\n"
+    "\"tools\": [...], \"add_generation_prompt\": true, \"enable_thinking\": false} or a bare list of\n"
+    "messages (enable_thinking absent means on, as in the Qwen3 template); the tool calls in the\n"
+    "reply are parsed and listed on stderr. Generation stops at <|im_end|> / <|endoftext|>, at a\n"
+    "--stop string, or after --max-tokens tokens.\n"
     "\n"
     "options:\n"
     "  --model DIR          Hugging Face checkpoint directory\n"
     "  --prompt TEXT        the text to continue\n"
-    "  --chat FILE.json     (reserved: a chat to render with the Qwen3 template)\n"
+    "  --chat FILE.json     a chat (messages + tools) to answer as the assistant\n"
     "  --max-tokens N       most tokens to generate (default 256)\n"
     "  --temperature T      0 = greedy (default 0)\n"
     "  --top-p P            nucleus sampling mass, 1 = off (default 1)\n"
@@ -53,6 +58,26 @@ static tokenizer_t *load_tokenizer(const char *dir) {
         return NULL;
     }
     return tokenizer_load_buffer(json, len, "built-in qwen3-tokenizer/tokenizer.json");
+}
+
+// lists the tool calls of a generated assistant reply on stderr (parse status of each)
+static void report_tool_calls(const tokenizer_t *tok, const ids_t *out) {
+    char *text = NULL;
+    size_t len = 0;
+    chat_parsed_t p;
+    if (tokenizer_decode(tok, out->ids, out->n, &text, &len) || chat_parse_assistant(text, len, &p)) {
+        free(text);
+        return;
+    }
+    fprintf(stderr, "tool calls in the reply: %d\n", p.n_calls);
+    for (int i = 0; i < p.n_calls; i++) {
+        char *args = p.calls[i].arguments ? json_dumps(p.calls[i].arguments, JSON_COMPACT) : NULL;
+        fprintf(stderr, "  [%d] %s: %s %s\n", i, chat_call_status_name(p.calls[i].status),
+                p.calls[i].name ? p.calls[i].name : "(no name)", args ? args : "");
+        free(args);
+    }
+    chat_parsed_free(&p);
+    free(text);
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -93,16 +118,23 @@ int cmd_generate(int argc, char **argv) {
 
     tokenizer_t *tok = load_tokenizer(dir);
     if (!tok) return cmd_fail("generate");
-    ids_t ids = {0};
+    ids_t ids = {0}, out_ids = {0}; // prompt ids, generated ids (chat mode)
     int rc = 1;
     qwen3_t m;
     int loaded = 0;
     engine_t *e = NULL;
-    if (chat) {
-        // ---- CHAT: the coordinator wires chat rendering in here: render FILE.json (messages,
-        // tools) with the Qwen3 template into `ids`, with the assistant turn opened. ----
-        err_set("--chat is not available yet; use --prompt TEXT");
+    if (chat && prompt) {
+        err_set("give either --prompt TEXT or --chat FILE.json, not both");
         goto done;
+    } else if (chat) {
+        chat_t c;
+        if (chat_init(&c, tok)) goto done;
+        int crc = chat_load_file(&c, chat);
+        if (!crc && !c.assistant_open)
+            crc = err_set("%s: add_generation_prompt is false: there is no assistant turn to generate", chat);
+        if (!crc) crc = ids_append(&ids, c.ids.ids, c.ids.n);
+        chat_free(&c);
+        if (crc) goto done;
     } else if (prompt) {
         if (tokenizer_encode(tok, prompt, strlen(prompt), &ids)) goto done;
     } else {
@@ -134,6 +166,7 @@ int cmd_generate(int argc, char **argv) {
         if (n_gen++ == 0) t_first = now_s();
         finish = ev[0].finish;
         if (finish == ENGINE_STOP_ID) break; // the stop token itself is not printed
+        if (chat && ids_push(&out_ids, ev[0].token)) goto done;
         int k = tokenizer_stream_decode(tok, &ts, ev[0].token, text, sizeof text);
         if (k > 0) fwrite(text, 1, (size_t)k, stdout);
         fflush(stdout);
@@ -141,7 +174,9 @@ int cmd_generate(int argc, char **argv) {
     int k = tokenizer_stream_flush(&ts, text, sizeof text);
     if (k > 0) fwrite(text, 1, (size_t)k, stdout);
     printf("\n");
+    fflush(stdout);
     double t1 = now_s();
+    if (chat) report_tool_calls(tok, &out_ids);
     fprintf(stderr, "prefill: %d tokens in %.3f s (%.1f tok/s); decode: %d tokens in %.3f s (%.1f tok/s)\n",
             ids.n, t_first - t0, ids.n / (t_first - t0), n_gen - 1, t1 - t_first,
             n_gen > 1 ? (n_gen - 1) / (t1 - t_first) : 0.0);
@@ -151,6 +186,7 @@ done:
     engine_free(e);
     if (loaded) qwen3_free(&m);
     ids_free(&ids);
+    ids_free(&out_ids);
     tokenizer_free(tok);
     return rc;
 }

@@ -49,7 +49,8 @@ uint16_t f32_to_f16(float f);
 
 // ---- backends ----
 int kernels_backend_available(device_t dev); // 1 when usable now (CUDA: a device is present)
-void kernels_set_threads(int n);             // CPU backend threads (OpenBLAS + ours); n<=0: all cores
+void kernels_set_threads(int n);             // CPU backend threads (ours; OpenBLAS calls run one
+                                             // thread each on fixed tiles); n<=0: all cores
 int kernels_get_threads(void);
 
 // ---- ops (forward) ----

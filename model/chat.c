@@ -796,6 +796,7 @@ int chat_load_json(chat_t *c, const json_t *root, const char *name) {
 int chat_load_file(chat_t *c, const char *path) {
     json_error_t e;
     json_t *root = json_load_file(path, JSON_DECODE_ANY | JSON_PRESERVE_ORDER, &e);
+    if (!root && e.line < 0) return err_set("%s: cannot read: %s", path, e.text);
     if (!root)
         return err_set("%s: line %d column %d: %s (expected a JSON chat: {\"messages\": [...]})",
                        path, e.line, e.column, e.text);

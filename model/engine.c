@@ -37,6 +37,7 @@ typedef struct {
     char *tail;          // last decoded bytes (for stop strings)
     size_t tail_len, tail_cap;
     int logit_row;       // row of h_logits sampled this step, -1 when none
+    int in_batch;        // 1 while being scheduled into this step's batch
 } eseq_t;
 
 struct engine {
@@ -206,6 +207,7 @@ int engine_add(engine_t *e, const int32_t *prompt, int n, const engine_gen_t *ge
         while (share < n - 1 && share < p->n_cached && p->tokens[share] == prompt[share]) share++;
     }
     s->forked = share > 0;
+    if (share > 0) e->seqs[parent].forked = 1; // its last page is shared now: it may copy it too
     s->kv = share > 0 ? kvcache_seq_fork(&e->kv, e->seqs[parent].kv) : kvcache_seq_new(&e->kv);
     if (s->kv < 0 || (share > 0 && kvcache_seq_truncate(&e->kv, s->kv, share))) {
         if (s->kv >= 0) kvcache_seq_release(&e->kv, s->kv);
@@ -321,7 +323,10 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
     const int MS = e->o.max_seqs;
     if (cap < MS) return err_set("engine_step: room for %d events, need max_seqs = %d", cap, MS);
     if (ensure_samplers(e)) return -1;
-    for (int i = 0; i < MS; i++) e->seqs[i].logit_row = -1;
+    for (int i = 0; i < MS; i++) {
+        e->seqs[i].logit_row = -1;
+        e->seqs[i].in_batch = 0;
+    }
 
     // the batch: one row per decoding sequence, then prompt chunks first come first served
     int nc = 0, budget = e->o.max_batch_tokens, reserved = 0;
@@ -332,6 +337,7 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
         if (s->state != SEQ_RUNNING) continue;
         e->chunks[nc] = (qwen3_chunk_t){s->kv, &s->tokens[s->n_tokens - 1], 1, 1};
         e->chunk_seq[nc++] = i;
+        s->in_batch = 1;
         budget--;
     }
     int free_pages = kvcache_free_pages(&e->kv), waiting = 0;
@@ -339,10 +345,8 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
         int pick = -1;
         for (int i = 0; i < MS; i++) {
             eseq_t *s = &e->seqs[i];
-            if (s->state != SEQ_WAITING) continue;
-            int in_batch = 0;
-            for (int j = 0; j < nc; j++) in_batch |= e->chunk_seq[j] == i;
-            if (!in_batch && (pick < 0 || s->order < e->seqs[pick].order)) pick = i;
+            if (s->state == SEQ_WAITING && !s->in_batch && (pick < 0 || s->order < e->seqs[pick].order))
+                pick = i;
         }
         if (pick < 0 || budget == 0) break;
         eseq_t *s = &e->seqs[pick];
@@ -358,6 +362,7 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
         e->chunks[nc] = (qwen3_chunk_t){s->kv, s->tokens + s->n_cached, take,
                                         last && s->gen.max_new_tokens > 0};
         e->chunk_seq[nc++] = pick;
+        s->in_batch = 1;
         budget -= take;
     }
     if (nc == 0) {
@@ -376,7 +381,7 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
         s->n_cached += e->chunks[j].n;
         if (e->chunks[j].n_logits) s->logit_row = row++;
     }
-    int fail = 0;
+    int fail = -1; // a chunk whose sampling failed (err_msg is per thread: redone below)
 #pragma omp parallel for schedule(dynamic, 1) if (row > 1)
     for (int j = 0; j < nc; j++) {
         eseq_t *s = &e->seqs[e->chunk_seq[j]];
@@ -387,13 +392,21 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
         float lp;
         if (sampler_sample(sm, &s->gen.sampling, logits, s->gen.stream, (uint64_t)s->n_generated, &tok, &lp)) {
 #pragma omp atomic write
-            fail = 1;
+            fail = j;
             continue;
         }
         s->tokens[s->n_tokens] = tok;
         s->logprobs[s->n_generated] = lp;
     }
-    if (fail) return err_wrap("engine: ");
+    if (fail >= 0) { // again on this thread, for the message
+        eseq_t *s = &e->seqs[e->chunk_seq[fail]];
+        int32_t tok;
+        float lp;
+        sampler_sample(&e->samplers[0], &s->gen.sampling,
+                       e->st.h_logits + (size_t)s->logit_row * e->m->cfg.vocab_size, s->gen.stream,
+                       (uint64_t)s->n_generated, &tok, &lp);
+        return err_wrap("engine: sequence %d: ", e->chunk_seq[fail]);
+    }
 
     // stop conditions and events, in batch order
     for (int j = 0; j < nc; j++) {

@@ -41,9 +41,16 @@ static inline float exp_nonpos(float x) {
     return p * two_k.f;
 }
 
+// the max in 16 independent lanes (a select per lane vectorizes; a single running max does not)
 static float row_max(const float *x, int n) {
+    float lane[16];
+    for (int j = 0; j < 16; j++) lane[j] = -INFINITY;
+    int n16 = n / 16 * 16;
+    for (int i = 0; i < n16; i += 16)
+        for (int j = 0; j < 16; j++) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
     float m = -INFINITY;
-    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int j = 0; j < 16; j++) m = lane[j] > m ? lane[j] : m;
+    for (int i = n16; i < n; i++) m = x[i] > m ? x[i] : m;
     return m;
 }
 

@@ -59,9 +59,9 @@ static size_t utf8_valid_prefix(const uint8_t *s, size_t n) {
     return n;
 }
 
-static uint32_t utf8_at(const char *s, size_t n, size_t i, int *len) {
+// the char at byte i of valid UTF-8
+static uint32_t utf8_at(const char *s, size_t i, int *len) {
     const uint8_t *u = (const uint8_t *)s + i;
-    (void)n;
     if (u[0] < 0x80) { *len = 1; return u[0]; }
     if (u[0] < 0xE0) { *len = 2; return ((u[0] & 0x1Fu) << 6) | (u[1] & 0x3Fu); }
     if (u[0] < 0xF0) { *len = 3; return ((u[0] & 0x0Fu) << 12) | ((u[1] & 0x3Fu) << 6) | (u[2] & 0x3Fu); }
@@ -73,7 +73,7 @@ static uint32_t utf8_at(const char *s, size_t n, size_t i, int *len) {
 static uint32_t utf8_before(const char *s, size_t i, int *len) {
     size_t j = i - 1;
     while (j > 0 && ((uint8_t)s[j] & 0xC0) == 0x80) j--;
-    return utf8_at(s, i, j, len);
+    return utf8_at(s, j, len);
 }
 
 // Unicode White_Space (Rust's char::is_whitespace and regex \s, used by HF's lstrip/rstrip)
@@ -127,7 +127,7 @@ static int nfc_inert_text(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         if ((uint8_t)s[i] < 0x80) { i++; continue; }
         int l;
-        if (!tok_nfc_inert(utf8_at(s, n, i, &l))) return 0;
+        if (!tok_nfc_inert(utf8_at(s, i, &l))) return 0;
         i += (size_t)l;
     }
     return 1;
@@ -258,7 +258,7 @@ static int split_regex(enc_ctx_t *c, int step, const char *s, size_t n) {
         size_t ms = (size_t)region->beg[0], me = (size_t)region->end[0];
         if (ms == me && last_match_end == (long)me) {
             int l = 1;
-            if (last_end < n) utf8_at(s, n, last_end, &l);
+            if (last_end < n) utf8_at(s, last_end, &l);
             last_end += (size_t)l;
             continue;
         }
@@ -323,7 +323,7 @@ static int split_added(enc_ctx_t *c, const tok_matchset_t *set, const char *s, s
         int l;
         if (t->single_word) {
             int word_before = start > 0 && is_word_char(utf8_before(s, start, &l));
-            int word_after = stop < n && is_word_char(utf8_at(s, n, stop, &l));
+            int word_after = stop < n && is_word_char(utf8_at(s, stop, &l));
             if (word_before || word_after) continue;
         }
         if (t->lstrip) {
@@ -332,7 +332,7 @@ static int split_added(enc_ctx_t *c, const tok_matchset_t *set, const char *s, s
             start = ns > start_offset ? ns : start_offset;
         }
         if (t->rstrip) {
-            while (stop < n && is_white_space(utf8_at(s, n, stop, &l))) stop += (size_t)l;
+            while (stop < n && is_white_space(utf8_at(s, stop, &l))) stop += (size_t)l;
             if (i < stop) i = stop; // (HF could match again inside the stripped spaces; we do not)
         }
         if (start_offset < start && gap(c, s + start_offset, start - start_offset)) return -1;

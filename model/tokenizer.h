@@ -24,6 +24,8 @@ tokenizer_t *tokenizer_load_buffer(const char *json, size_t len, const char *nam
 void tokenizer_free(tokenizer_t *tok);
 
 // appends the ids of UTF-8 text to out. Added tokens (e.g. <|im_end|>) inside text are matched.
+// Thread-safe (concurrent calls on one tokenizer are fine). A byte that is not valid UTF-8 becomes
+// its own byte token and the valid text around it is encoded as separate pieces.
 int tokenizer_encode(const tokenizer_t *tok, const char *text, size_t len, ids_t *out);
 // decodes ids to bytes (NUL-terminated, *len without the NUL); caller frees *text
 int tokenizer_decode(const tokenizer_t *tok, const int32_t *ids, int n, char **text, size_t *len);

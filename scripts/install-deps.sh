@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what trustee needs on Debian 12 (idempotent; needs root or sudo).
 #   scripts/install-deps.sh            build + run dependencies (Debian packages only)
-#   scripts/install-deps.sh --tests    + a Python venv (.venv) with the test-time references
-#                                      (HF tokenizers, numpy) from PyPI
-#   scripts/install-deps.sh --bench    + Debian's python3-torch for the benchmark peers
+#   scripts/install-deps.sh --tests    + the test-time references: Debian's python3-torch (the
+#                                      eager PyTorch peer, safetensors checks) and a Python venv
+#                                      (.venv) with HF tokenizers, numpy, jinja2 from PyPI
+#   scripts/install-deps.sh --bench    the same as --tests (the benchmarks use the same peers)
 # The product itself never needs Python; the venv only feeds differential tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +25,7 @@ pkgs=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libmsgpack-dev
       libopenblas-dev libutf8proc-dev libonig-dev libjansson-dev liblua5.4-dev
       python3 python3-h5py python3-numpy python3-venv)
-[ "$want_bench" = 1 ] && pkgs+=(python3-torch)
+[ "$want_tests" = 1 ] && pkgs+=(python3-torch)
 
 missing=()
 for p in "${pkgs[@]}"; do

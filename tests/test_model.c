@@ -11,6 +11,7 @@
 
 #include "kernels/err.h"
 #include "model/qwen3.h"
+#include "model/safetensors.h"
 #include "test.h"
 
 static double rel_diff(const float *a, const float *b, int n) {
@@ -37,8 +38,10 @@ typedef struct {
     qwen3_state_t s;
 } runner_t;
 
+static device_t run_device = DEVICE_CPU;
+
 static int runner_init(runner_t *r, const char *dir, int page_size, int n_pages) {
-    if (qwen3_load(&r->m, dir, DEVICE_CPU)) return -1;
+    if (qwen3_load(&r->m, dir, run_device)) return -1;
     if (qwen3_kvcache_init(&r->m, &r->kv, n_pages, page_size, 16, 256)) return -1;
     return qwen3_state_init(&r->s, &r->m, &r->kv, 256, 16, 64);
 }
@@ -313,6 +316,85 @@ static void check_batch_vs_alone(const char *dir) {
     runner_free(&r);
 }
 
+// ---- untied and F16 checkpoints ----
+
+// last-position logits of ids through a checkpoint directory (V floats, caller frees), NULL on error
+static float *last_logits(const char *dir, const int32_t *ids, int n) {
+    runner_t r;
+    if (runner_init(&r, dir, 4, 16)) return NULL;
+    int seq = kvcache_seq_new(&r.kv);
+    qwen3_chunk_t ch = {seq, ids, n, 1};
+    float *out = NULL;
+    if (qwen3_forward(&r.m, &r.s, &r.kv, &ch, 1) == 1) {
+        out = malloc(sizeof(float) * r.m.cfg.vocab_size);
+        memcpy(out, r.s.h_logits, sizeof(float) * r.m.cfg.vocab_size);
+    }
+    runner_free(&r);
+    return out;
+}
+
+// rewrites the tiny checkpoint (F32 copy) as: untied (lm_head.weight = embed_tokens), and as F16;
+// both must give the tied BF16 model's logits (F16 within its rounding)
+static void check_untied_and_f16(void) {
+    safetensors_t st;
+    if (safetensors_open(&st, TEST_DATA_DIR "/qwen3-tiny/model-f32.safetensors")) {
+        CHECK(0, "%s", err_msg());
+        return;
+    }
+    qwen3_config_t cfg;
+    CHECK(qwen3_config_load(&cfg, TEST_DATA_DIR "/qwen3-tiny/config.json") == 0, "%s", err_msg());
+    char dir[] = "/tmp/test_model_untied_XXXXXX";
+    if (!mkdtemp(dir)) return;
+    char path[512], cpath[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(cpath, sizeof cpath, "%s/config.json", dir);
+    int32_t ids[5] = {1, 2, 3, 4, 5};
+    float *ref = last_logits(TEST_DATA_DIR "/qwen3-tiny", ids, 5);
+    const int V = cfg.vocab_size;
+
+    // untied: n + 1 tensors, lm_head.weight a copy of the embedding
+    st_tensor_t *ts = calloc((size_t)st.n + 1, sizeof(st_tensor_t));
+    memcpy(ts, st.tensors, sizeof(st_tensor_t) * st.n);
+    const st_tensor_t *emb = safetensors_find(&st, "model.embed_tokens.weight");
+    ts[st.n] = *emb;
+    ts[st.n].name = "lm_head.weight";
+    cfg.tie_word_embeddings = 0;
+    CHECK(safetensors_write(path, ts, st.n + 1) == 0 && qwen3_config_write(&cfg, cpath) == 0, "%s", err_msg());
+    float *untied = last_logits(dir, ids, 5);
+    CHECK(untied && ref && rel_diff(untied, ref, V) == 0.0, "untied logits differ from tied");
+    // untied without lm_head.weight: a clear error
+    CHECK(safetensors_write(path, ts, st.n) == 0, "%s", err_msg());
+    qwen3_t m;
+    CHECK(qwen3_load(&m, dir, DEVICE_CPU) < 0 && strstr(err_msg(), "lm_head.weight"), "missing lm_head: %s", err_msg());
+
+    // F16: every tensor converted
+    cfg.tie_word_embeddings = 1;
+    uint16_t **bufs = calloc((size_t)st.n, sizeof(uint16_t *));
+    for (int i = 0; i < st.n; i++) {
+        size_t numel = st.tensors[i].nbytes / 4;
+        bufs[i] = malloc(numel * 2);
+        for (size_t k = 0; k < numel; k++) bufs[i][k] = f32_to_f16(((const float *)st.tensors[i].data)[k]);
+        ts[i].dtype = DTYPE_F16;
+        ts[i].data = bufs[i];
+        ts[i].nbytes = numel * 2;
+    }
+    CHECK(safetensors_write(path, ts, st.n) == 0 && qwen3_config_write(&cfg, cpath) == 0, "%s", err_msg());
+    float *f16 = last_logits(dir, ids, 5);
+    double e = f16 && ref ? rel_diff(f16, ref, V) : 1.0;
+    printf("untied checkpoint: identical logits; F16 checkpoint: rel diff %.3g\n", e);
+    CHECK(e < 1e-2 && argmax(f16, V) == argmax(ref, V), "F16 logits rel diff %g", e);
+    for (int i = 0; i < st.n; i++) free(bufs[i]);
+    free(bufs);
+    free(ts);
+    free(ref);
+    free(untied);
+    free(f16);
+    unlink(path);
+    unlink(cpath);
+    rmdir(dir);
+    safetensors_close(&st);
+}
+
 // ---- errors ----
 
 static void check_errors(const char *dir) {
@@ -358,12 +440,21 @@ int main(void) {
 
     check_reference(tiny, "bf16");
     check_reference(tmp, "f32");
+    if (kernels_backend_available(DEVICE_CUDA)) { // the same reference through the CUDA backend
+        run_device = DEVICE_CUDA;
+        check_reference(tiny, "cuda-bf16");
+        check_reference(tmp, "cuda-f32");
+        run_device = DEVICE_CPU;
+    } else {
+        printf("no usable CUDA device: the CUDA backend was not checked\n");
+    }
     unlink(a);
     unlink(b);
     rmdir(tmp);
     check_decode_vs_recompute(tiny);
     check_batch_vs_alone(tiny);
     check_errors(tiny);
+    check_untied_and_f16();
     json_decref(expected);
     return test_exit("test_model");
 }

@@ -72,6 +72,30 @@ a=$("$TRUSTEE" generate --model "$tmp/m" --prompt "Hi" --max-tokens 10 --tempera
 b=$("$TRUSTEE" generate --model "$tmp/m" --prompt "Hi" --max-tokens 10 --temperature 1 --top-p 0.9 --top-k 50 --seed 7 2>/dev/null)
 [ "$a" = "$b" ] || { echo "FAIL: same seed, different samples"; exit 1; }
 
+# --chat: the reference tools conversation (HF template render) gives the same prompt as its
+# rendered text passed raw, so the same greedy reply; malformed chats are clear errors
+"$PY" - "$DATA/qwen3-tokenizer-tests/qwen3-chat-template-expected.jsonl" "$tmp" <<'PY'
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    d = json.loads(line)
+    if d["name"] == "tools_call_and_response":
+        json.dump(d["context"], open(sys.argv[2] + "/chat.json", "w"))
+        open(sys.argv[2] + "/rendered.txt", "w", encoding="utf-8").write(d["rendered"])
+        open(sys.argv[2] + "/n_ids.txt", "w").write(str(len(d["ids"])))
+PY
+"$TRUSTEE" generate --model "$tmp/m" --chat "$tmp/chat.json" --max-tokens 8 > "$tmp/c1.txt" 2> "$tmp/c1.err"
+rendered=$(cat "$tmp/rendered.txt"; printf x); rendered=${rendered%x} # keep the final newline
+"$TRUSTEE" generate --model "$tmp/m" --prompt "$rendered" --max-tokens 8 > "$tmp/c2.txt" 2> /dev/null
+grep -q "^prefill: $(cat "$tmp/n_ids.txt") tokens" "$tmp/c1.err" || { cat "$tmp/c1.err"; echo "FAIL: chat prompt length"; exit 1; }
+grep -q "^tool calls in the reply: " "$tmp/c1.err" || { cat "$tmp/c1.err"; echo "FAIL: no tool-call report"; exit 1; }
+cmp -s "$tmp/c1.txt" "$tmp/c2.txt" || { echo "FAIL: --chat and the rendered --prompt differ"; exit 1; }
+echo "generate --chat: prompt of $(cat "$tmp/n_ids.txt") ids, same greedy reply as the HF-rendered text"
+echo '{"messages": [{"role": "robot", "content": "x"}]}' > "$tmp/bad.json"
+if "$TRUSTEE" generate --model "$tmp/m" --chat "$tmp/bad.json" > /dev/null 2> "$tmp/bad.err"; then
+  echo "FAIL: bad chat accepted"; exit 1
+fi
+grep -q 'bad.json: messages\[0\]: unknown role "robot"' "$tmp/bad.err" || { cat "$tmp/bad.err"; echo "FAIL: bad chat message"; exit 1; }
+
 # bench-generate prints its one line
 line=$("$TRUSTEE" bench-generate --model "$tmp/m" --batch 3 --prompt-len 5 --gen-len 4 --seed 1)
 echo "$line"

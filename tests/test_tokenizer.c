@@ -256,7 +256,8 @@ static void check_load_errors(void) {
          "unsupported type \"Whitespace\""},
         {"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, \"normalizer\": {\"type\": \"Lowercase\"}}",
          "unsupported normalizer type \"Lowercase\""},
-        {"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, \"added_tokens\": [{\"content\": \"x\"}]}",
+        {"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, \"added_tokens\": [{\"content\": \"x\"}], "
+         "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"ByteLevel\"}}",
          "added_tokens[0].id"},
     };
     int n = (int)(sizeof bad / sizeof bad[0]);
@@ -272,44 +273,62 @@ static void check_load_errors(void) {
     printf("load errors: %d malformed tokenizer.json cases checked\n", n + 1);
 }
 
-// a tiny tokenizer with ["a","b"] list merges, "a b" string merges, special flags on added tokens
+// a tiny tokenizer with added-token flags (lstrip/rstrip, single_word on a content that is also
+// in the vocab: HF then uses the vocab id, 4, not the file's 11). Merges as ["a","b"] lists or as
+// "a b" strings. Expected ids from HF tokenizers 0.23.3 (Tokenizer.from_str on the same JSON).
+static const char SMALL_JSON[] =
+    "{\"added_tokens\": ["
+    " {\"id\": 10, \"content\": \"<x>\", \"single_word\": false, \"lstrip\": true, \"rstrip\": true,"
+    "  \"normalized\": false, \"special\": true},"
+    " {\"id\": 11, \"content\": \"ab\", \"single_word\": true, \"lstrip\": false, \"rstrip\": false,"
+    "  \"normalized\": false, \"special\": false}],"
+    " \"normalizer\": null,"
+    " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false,"
+    "  \"use_regex\": true},"
+    " \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false},"
+    " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"\xC4\xA0\": 3, \"ab\": 4,"
+    "  \"abc\": 5, \"\xC4\xA0" "a\": 6, \"<\": 7, \"x\": 8, \">\": 9},"
+    "  \"merges\": MERGES}}";
+
 static void check_small_tokenizer(void) {
-    const char *json =
-        "{\"added_tokens\": ["
-        " {\"id\": 10, \"content\": \"<x>\", \"single_word\": false, \"lstrip\": true, \"rstrip\": true,"
-        "  \"normalized\": false, \"special\": true},"
-        " {\"id\": 11, \"content\": \"ab\", \"single_word\": true, \"lstrip\": false, \"rstrip\": false,"
-        "  \"normalized\": false, \"special\": false}],"
-        " \"normalizer\": null,"
-        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true},"
-        " \"decoder\": {\"type\": \"ByteLevel\"},"
-        " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"\xC4\xA0\": 3, \"ab\": 4,"
-        "  \"abc\": 5, \"\xC4\xA0" "a\": 6, \"<\": 7, \"x\": 8, \">\": 9},"
-        "  \"merges\": [[\"a\", \"b\"], \"ab c\", \"\xC4\xA0 a\"]}}";
-    tokenizer_t *t = tokenizer_load_buffer(json, strlen(json), "small.json");
-    CHECK(t, "small tokenizer: %s", err_msg());
-    if (!t) return;
+    const char *merges[2] = {"[[\"a\", \"b\"], [\"ab\", \"c\"], [\"\xC4\xA0\", \"a\"]]",
+                             "[\"a b\", \"ab c\", \"\xC4\xA0 a\"]"};
     struct { const char *text; int32_t ids[8]; int n; } cases[] = {
-        {"abc", {5}, 1},                // list merge then string merge
-        {"ab", {11}, 1},                // single_word added token alone
-        {"cab", {2, 4}, 2},             // inside a word: not the added token, BPE instead
-        {"c ab c", {2, 3, 11, 3, 2}, 5}, // " ab " is a single word; the gaps go through the regex
-        {"a  <x>  b", {0, 10, 1}, 3},   // lstrip and rstrip eat the spaces around <x>
+        {"abc", {5}, 1},               // merges by rank: a b -> ab, ab c -> abc
+        {"ab", {4}, 1},                // single_word added token alone
+        {"cab", {2, 4}, 2},            // inside a word: not the added token, BPE instead
+        {"c ab c", {2, 3, 4, 3, 2}, 5},
+        {"a  <x>  b", {0, 10, 1}, 3},  // lstrip and rstrip take the spaces around <x>
         {"a", {0}, 1},
+        {"ab<x>ab", {4, 10, 4}, 3},
+        {" ab", {3, 4}, 2},
+        {"x ab", {8, 3, 4}, 3},
+        {"ab ab\xC2\xA0", {4, 3, 4}, 3}, // U+00A0's bytes are not in this vocab: dropped (no unk)
+        {"xab", {8, 4}, 2},
     };
-    int n = (int)(sizeof cases / sizeof cases[0]);
-    for (int i = 0; i < n; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "small #%d", i);
-        ids_t ids = {0};
-        CHECK(tokenizer_encode(t, cases[i].text, strlen(cases[i].text), &ids) == 0, "%s", name);
-        int same = same_ids(ids.ids, ids.n, cases[i].ids, cases[i].n);
-        CHECK(same, "%s: '%s'", name, cases[i].text);
-        if (!same) { print_ids("want", cases[i].ids, cases[i].n); print_ids("got ", ids.ids, ids.n); }
-        ids_free(&ids);
+    int n = (int)(sizeof cases / sizeof cases[0]), checked = 0;
+    for (int m = 0; m < 2; m++) {
+        char json[2048];
+        const char *at = strstr(SMALL_JSON, "MERGES");
+        snprintf(json, sizeof json, "%.*s%s%s", (int)(at - SMALL_JSON), SMALL_JSON, merges[m], at + 6);
+        tokenizer_t *t = tokenizer_load_buffer(json, strlen(json), "small.json");
+        CHECK(t, "small tokenizer: %s", err_msg());
+        if (!t) return;
+        CHECK(tokenizer_token_id(t, "ab") == 4 && tokenizer_token_id(t, "<x>") == 10, "added ids");
+        for (int i = 0; i < n; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "small #%d/%d", m, i);
+            ids_t ids = {0};
+            CHECK(tokenizer_encode(t, cases[i].text, strlen(cases[i].text), &ids) == 0, "%s", name);
+            int same = same_ids(ids.ids, ids.n, cases[i].ids, cases[i].n);
+            CHECK(same, "%s: '%s'", name, cases[i].text);
+            if (!same) { print_ids("want", cases[i].ids, cases[i].n); print_ids("got ", ids.ids, ids.n); }
+            ids_free(&ids);
+            checked++;
+        }
+        tokenizer_free(t);
     }
-    tokenizer_free(t);
-    printf("small tokenizer (list/string merges, added-token flags): %d cases checked\n", n);
+    printf("small tokenizer (list and string merges, added-token flags): %d cases checked\n", checked);
 }
 
 // concurrent encode calls on one tokenizer (cold cache, so threads fill it at the same time)

@@ -6,8 +6,10 @@ Generates N strings (mixed scripts, emoji with ZWJ and skin tones, combining mar
 pairs, whitespace runs of every kind, digits, contractions, special-token fragments, JSON, code),
 writes them to a JSONL file, encodes them with HF (`Tokenizer.from_file(...).encode(s,
 add_special_tokens=False).ids`) and with BIN (tests/tokenizer_batch.c: one line of ids per
-string), and compares. Prints the number of strings checked and of mismatches, and the first few
-differences. Exit status 1 on any mismatch.
+string), and compares. Then the same with N/4 strings on a variant of the tokenizer.json whose
+added tokens use single_word / lstrip / rstrip / normalized (Qwen's own are all plain). Prints the
+number of strings checked and of mismatches, and the first few differences. Exit status 1 on any
+mismatch.
 """
 import argparse
 import json
@@ -137,11 +139,42 @@ def rand_json(r, depth):
             for _ in range(r.randint(0, 3))}
 
 
-def make_strings(n, seed):
+# a variant of the Qwen3 tokenizer.json with every added-token flag in use (Qwen's own are plain)
+VARIANT_TOKENS = [  # (content, single_word, lstrip, rstrip, normalized, special)
+    ("caf\u00e9", False, False, False, True, False),   # matched after NFC: "cafe\u0301" too
+    ("\u2126m", False, False, False, True, False),     # OHM SIGN: NFC makes it U+03A9
+    ("e\u0301!", False, False, False, False, False),   # not normalized: matches raw NFD text only
+    ("hello", True, False, False, False, False),        # in the vocab: keeps its vocab id
+    ("<sw>", True, True, True, False, True),
+    ("[[", False, True, False, False, True),
+    ("]]", False, False, True, False, True),
+]
+VARIANT_FLAGS = {"<think>": dict(lstrip=True, rstrip=True), "</think>": dict(single_word=True),
+                 "<tool_call>": dict(rstrip=True, normalized=True), "<|im_end|>": dict(lstrip=True)}
+VARIANT_SNIPPETS = ["café", "cafe\u0301", "\u2126m", "\u03a9m", "e\u0301!", "é!", "hello", "Hello", "xhello",
+                    "hello_", "<sw>", " <sw> ", "a<sw>b", "[[", "  [[  ", "]]", "x]]  y", "  <think>  ",
+                    "a</think>b", " </think> ", "<tool_call>   \n", "  <|im_end|>"]
+
+
+def write_variant(src, dst):
+    with open(src, encoding="utf-8") as f:
+        d = json.load(f)
+    for t in d["added_tokens"]:
+        t.update(VARIANT_FLAGS.get(t["content"], {}))
+    next_id = max(t["id"] for t in d["added_tokens"]) + 1
+    for content, sw, ls, rs, norm, special in VARIANT_TOKENS:
+        d["added_tokens"].append({"id": next_id, "content": content, "single_word": sw, "lstrip": ls,
+                                  "rstrip": rs, "normalized": norm, "special": special})
+        next_id += 1
+    with open(dst, "w", encoding="utf-8") as f:
+        json.dump(d, f, ensure_ascii=False)
+
+
+def make_strings(n, seed, extra=None):
     r = random.Random(seed)
     out = []
     for _ in range(n):
-        parts = [fragment(r) for _ in range(r.randint(1, 10))]
+        parts = [r.choice(extra) if extra and r.random() < 0.3 else fragment(r) for _ in range(r.randint(1, 10))]
         sep = r.choice(["", " ", "", "\n"])
         out.append(sep.join(parts))
     return out
@@ -155,10 +188,21 @@ def main():
     ap.add_argument("--seed", type=int, default=20261123)
     args = ap.parse_args()
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from tokenizers import Tokenizer
 
-    strings = make_strings(args.n, args.seed)
-    tok = Tokenizer.from_file(args.tokenizer)
+    bad = compare(args.batch, args.tokenizer, make_strings(args.n, args.seed), "Qwen3 tokenizer.json")
+    with tempfile.TemporaryDirectory() as d:
+        variant = os.path.join(d, "variant.json")
+        write_variant(args.tokenizer, variant)
+        n_var = max(1, args.n // 4)
+        bad += compare(args.batch, variant, make_strings(n_var, args.seed + 1, VARIANT_SNIPPETS),
+                       "variant with single_word/lstrip/rstrip/normalized added tokens")
+    return 1 if bad else 0
+
+
+def compare(batch, tokenizer, strings, what):
+    """encodes strings with HF and with the batch binary; prints and returns the mismatch count"""
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(tokenizer)
     want = [tok.encode(s, add_special_tokens=False).ids for s in strings]
 
     with tempfile.TemporaryDirectory() as d:
@@ -166,25 +210,24 @@ def main():
         with open(inp, "w", encoding="utf-8") as f:
             for s in strings:
                 f.write(json.dumps(s, ensure_ascii=False) + "\n")
-        subprocess.run([args.batch, args.tokenizer, inp, outp], check=True)
+        subprocess.run([batch, tokenizer, inp, outp], check=True)
         with open(outp) as f:
             got = [[int(x) for x in line.split()] for line in f]
 
     if len(got) != len(strings):
         print(f"tokenizer_diff: FAIL: {len(got)} id lines for {len(strings)} strings")
-        return 1
+        return len(strings)
     bad = [i for i in range(len(strings)) if got[i] != want[i]]
     n_chars = sum(len(s) for s in strings)
-    print(f"tokenizer_diff: {len(strings)} strings ({n_chars} chars, {sum(map(len, want))} ids) checked "
-          f"against HF tokenizers, {len(bad)} mismatches")
+    print(f"tokenizer_diff: {what}: {len(strings)} strings ({n_chars} chars, {sum(map(len, want))} ids) "
+          f"checked against HF tokenizers, {len(bad)} mismatches")
     for i in bad[:5]:
         print(f"  #{i}: {strings[i]!r}")
         print(f"    HF:      {want[i]}")
         print(f"    trustee: {got[i]}")
         print(f"    HF tokens:      {[tok.id_to_token(t) for t in want[i]]}")
         print(f"    trustee tokens: {[tok.id_to_token(t) for t in got[i]]}")
-    return 1 if bad else 0
-
+    return len(bad)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,11 +3,13 @@
 // kernels/kernels.c checks shapes, dtypes and devices, then calls the cpu_op_* of the same name;
 // these functions check what needs the data (index ranges) and that every float tensor is F32
 // (the CPU backend computes in F32; models convert their weights to F32 when they load).
-// Loops are parallel over independent rows only, so results do not depend on the thread count.
+// Loops are parallel over independent rows (and matmul over fixed tiles) only, so results do not
+// depend on the thread count.
 #pragma once
 #include "../kernels.h"
 
-void cpu_set_threads(int n); // OpenBLAS and OpenMP; n <= 0: all cores
+void cpu_set_threads(int n); // OpenMP threads (OpenBLAS stays single-threaded); n <= 0: all cores
+void cpu_blas_init(void);    // makes OpenBLAS single-threaded (once; every matmul calls it)
 int cpu_get_threads(void);
 // -1 with err_set("<op>: the CPU backend computes in F32; <name> is <dtype>") unless t is F32
 int cpu_require_f32(const char *op, const char *name, const tensor_t *t);
