@@ -9,19 +9,20 @@ target_compile_definitions(test_io_st PRIVATE TEST_TMP_DIR="${CMAKE_CURRENT_BINA
 add_executable(io_load io_load.c)
 target_link_libraries(io_load PRIVATE trustee_model)
 
-# ---- ASan + UBSan copies: the CPU library sources (no CUDA), io_load and the trustee binary ----
+# ---- ASan + UBSan copies: every CPU library source (no CUDA), io_load and the trustee binary ----
 file(GLOB IO_ASAN_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/*.c ${CMAKE_SOURCE_DIR}/kernels/cpu/*.c
-     ${CMAKE_SOURCE_DIR}/model/*.c)
+     ${CMAKE_SOURCE_DIR}/model/*.c ${CMAKE_SOURCE_DIR}/learner/*.c ${CMAKE_SOURCE_DIR}/sim/*.c)
 file(GLOB IO_ASAN_CMD_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cmd/*.c)
 set(IO_SANITIZE -fsanitize=address,undefined -fno-omit-frame-pointer)
-add_library(trustee_asan_lib STATIC ${IO_ASAN_SRC} ${CMAKE_SOURCE_DIR}/model/embedded.S)
-target_include_directories(trustee_asan_lib PUBLIC ${CMAKE_SOURCE_DIR})
+add_library(trustee_asan_lib STATIC ${IO_ASAN_SRC} ${CMAKE_SOURCE_DIR}/model/embedded.S
+            ${CMAKE_BINARY_DIR}/gen/sim_data.S)
+target_include_directories(trustee_asan_lib PUBLIC ${CMAKE_SOURCE_DIR} PRIVATE ${CMAKE_BINARY_DIR}/gen)
 target_compile_options(trustee_asan_lib PUBLIC $<$<COMPILE_LANGUAGE:C>:${IO_SANITIZE} -O1 -g>)
 target_compile_options(trustee_asan_lib PRIVATE
                        $<$<COMPILE_LANGUAGE:ASM>:-Wa,-I${CMAKE_SOURCE_DIR}/model/data>)
 target_link_options(trustee_asan_lib PUBLIC ${IO_SANITIZE})
 target_link_libraries(trustee_asan_lib PUBLIC PkgConfig::OPENBLAS OpenMP::OpenMP_C m PkgConfig::JANSSON
-                      PkgConfig::UTF8PROC PkgConfig::ONIG)
+                      PkgConfig::UTF8PROC PkgConfig::ONIG PkgConfig::LUA)
 set_source_files_properties(${CMAKE_SOURCE_DIR}/model/embedded.S PROPERTIES OBJECT_DEPENDS
   "${CMAKE_SOURCE_DIR}/model/data/qwen3-tokenizer/tokenizer.json;${CMAKE_SOURCE_DIR}/model/data/qwen3-tokenizer/tokenizer_config.json")
 
