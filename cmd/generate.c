@@ -3,14 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "args.h"
 #include "cmd.h"
 #include "kernels/err.h"
 #include "model/chat.h"
-#include "model/embedded.h"
 #include "model/engine.h"
 #include "model/qwen3.h"
 #include "model/tokenizer.h"
@@ -45,20 +43,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-// DIR/tokenizer.json when it exists, else the embedded Qwen3 tokenizer
-static tokenizer_t *load_tokenizer(const char *dir) {
-    char path[4096];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (stat(path, &sb) == 0) return tokenizer_load(path);
-    size_t len = 0;
-    const char *json = embedded_file("qwen3-tokenizer/tokenizer.json", &len);
-    if (!json) {
-        err_set("no tokenizer.json in %s and none built in", dir);
-        return NULL;
-    }
-    return tokenizer_load_buffer(json, len, "built-in qwen3-tokenizer/tokenizer.json");
-}
 
 // lists the tool calls of a generated assistant reply on stderr (parse status of each)
 static void report_tool_calls(const tokenizer_t *tok, const ids_t *out) {
@@ -116,7 +100,7 @@ int cmd_generate(int argc, char **argv) {
     }
     kernels_set_threads((int)threads);
 
-    tokenizer_t *tok = load_tokenizer(dir);
+    tokenizer_t *tok = tokenizer_load_dir(dir, 1); // else the built-in Qwen3 tokenizer
     if (!tok) return cmd_fail("generate");
     ids_t ids = {0}, out_ids = {0}; // prompt ids, generated ids (chat mode)
     int rc = 1;

@@ -7,7 +7,6 @@
 #include "args.h"
 #include "cmd.h"
 #include "kernels/err.h"
-#include "model/embedded.h"
 #include "model/tokenizer.h"
 
 static void usage(FILE *f) {
@@ -102,20 +101,7 @@ int cmd_tokenize(int argc, char **argv) {
     int decode = args_flag(&a, "decode");
     if (args_finish(&a)) return cmd_fail("tokenize");
 
-    tokenizer_t *tok;
-    if (dir) {
-        size_t dl = strlen(dir);
-        char *path = malloc(dl + 32);
-        if (!path) { err_set("out of memory"); return cmd_fail("tokenize"); }
-        snprintf(path, dl + 32, "%s%stokenizer.json", dir, dl && dir[dl - 1] == '/' ? "" : "/");
-        tok = tokenizer_load(path);
-        free(path);
-    } else {
-        size_t n;
-        const char *json = embedded_file("qwen3-tokenizer/tokenizer.json", &n);
-        tok = json ? tokenizer_load_buffer(json, n, "embedded qwen3-tokenizer/tokenizer.json") : NULL;
-        if (!json) err_set("the embedded tokenizer is missing from this build");
-    }
+    tokenizer_t *tok = tokenizer_load_dir(dir, 0); // no --tokenizer: the built-in one
     if (!tok) return cmd_fail("tokenize");
 
     size_t len;

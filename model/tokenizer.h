@@ -46,3 +46,7 @@ typedef struct {
 int tokenizer_stream_decode(const tokenizer_t *tok, tok_stream_t *s, int32_t id, char *out, size_t cap);
 // flushes held bytes (invalid/incomplete UTF-8 at the end) as-is
 int tokenizer_stream_flush(tok_stream_t *s, char *out, size_t cap);
+
+// The tokenizer of a checkpoint directory: DIR/tokenizer.json. When dir is NULL, or when the file
+// is absent and fallback is 1, the Qwen3 tokenizer embedded in the binary (model/embedded.h).
+tokenizer_t *tokenizer_load_dir(const char *dir, int fallback);
