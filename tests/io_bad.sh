@@ -65,4 +65,5 @@ else
 fi
 
 echo "io_bad: $n cases, $failures failures"
-[ "$failures" -eq 0 ]
+[ "$failures" -eq 0 ] || exit 1
+rm -rf "$work" # kept only when something failed, for debugging

@@ -99,4 +99,5 @@ cmp -s "$work/asan/model.safetensors" "$work/t2/model.safetensors" || fail "ASan
 
 rm -rf "$work/default" # 84 MB
 echo "io_roundtrip: $failures failures"
-[ "$failures" -eq 0 ]
+[ "$failures" -eq 0 ] || exit 1
+rm -rf "$work" # kept only when something failed, for debugging
