@@ -6,7 +6,11 @@ int cmd_tokenize(int argc, char **argv);   // cmd/tokenize.c
 int cmd_logits(int argc, char **argv);     // cmd/logits.c
 int cmd_generate(int argc, char **argv);   // cmd/generate.c
 int cmd_init_model(int argc, char **argv); // cmd/init_model.c
+int cmd_grad(int argc, char **argv);       // cmd/grad.c
 int cmd_bench_generate(int argc, char **argv); // cmd/generate.c (hidden: not in the usage list)
+int cmd_sft(int argc, char **argv);         // cmd/sft.c
+int cmd_env(int argc, char **argv);         // cmd/env.c
+int cmd_bench_train(int argc, char **argv); // cmd/bench_train.c (hidden)
 
 // prints "trustee <sub>: <err_msg()>" on stderr and returns 1 (for `return cmd_fail("sub")`)
 int cmd_fail(const char *sub);

@@ -18,8 +18,12 @@ static const subcommand_t SUBCOMMANDS[] = {
     {"init-model", cmd_init_model, "write a random-init Qwen3 checkpoint (HF config + safetensors + tokenizer)"},
     {"generate", cmd_generate, "generate a continuation of a prompt or a chat with a Qwen3 model"},
     {"logits", cmd_logits, "print the last-position logits for a list of token ids"},
+    {"grad", cmd_grad, "loss and gradient of every parameter for a case file (sft / grpo)"},
     {"tokenize", cmd_tokenize, "text on stdin -> token ids (or ids -> text with --decode)"},
+    {"sft", cmd_sft, "supervised fine-tuning on chat transcripts (JSONL), loss on assistant tokens"},
+    {"env", cmd_env, "programmatic Lua environments: list, sample a task, play as the agent, oracle transcripts"},
     {"bench-generate", cmd_bench_generate, NULL}, // hidden: batched generation throughput
+    {"bench-train", cmd_bench_train, NULL},       // hidden: forward+backward and optimizer timing
 };
 #define N_SUBCOMMANDS ((int)(sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0]))
 

@@ -84,3 +84,34 @@ int op_kv_store(tensor_t *k_pool, tensor_t *v_pool, const tensor_t *k, const ten
 // Query head h uses KV head h / (Hq / Hkv). Scores are scaled by 1/sqrt(D).
 int op_attention(tensor_t *out, const tensor_t *q, const tensor_t *k_pool, const tensor_t *v_pool,
                  const tensor_t *seq_info, const tensor_t *page_table);
+
+// ---- ops (backward) ----
+// Gradients of the forward ops above, for training (kernels/cpu/*_backward.c). Parameter
+// gradients (dw) always ACCUMULATE (+=), so micro-batches add up; input gradients (dx) are written
+// (=), or added when accumulate = 1. A NULL gradient pointer skips that output. CUDA tensors get
+// "not implemented on CUDA yet" (a later issue).
+// matmul: dx (N, I) (+)= dout (N, O) @ w (O, I); dw (O, I) += dout^T @ x (N, I)
+int op_matmul_backward(tensor_t *dx, tensor_t *dw, const tensor_t *dout, const tensor_t *x,
+                       const tensor_t *w, int accumulate);
+// rmsnorm over the last dim C (rows = all leading dims; also QK-norm over D per head):
+// dx (R, C) (+)= d/dx, dw (C) += sum over rows. x is the forward input; dx may alias dout.
+int op_rmsnorm_backward(tensor_t *dx, tensor_t *dw, const tensor_t *dout, const tensor_t *x,
+                        const tensor_t *w, float eps, int accumulate);
+// rope: dx (N, H, D) rotated back in place (the inverse rotation = the transpose)
+int op_rope_backward(tensor_t *dx, const tensor_t *pos, double theta);
+// swiglu: dgate, dup (N, I) (=) from dout (N, I), gate, up (dgate / dup may alias dout)
+int op_swiglu_backward(tensor_t *dgate, tensor_t *dup, const tensor_t *dout, const tensor_t *gate,
+                       const tensor_t *up);
+// embedding (also a row scatter-add): dtable (V, C) += rows of dout (N, C) at ids (N)
+int op_embedding_backward(tensor_t *dtable, const tensor_t *dout, const tensor_t *ids);
+// log-softmax gather: dlogits (N, V) = dlp[n] * (onehot(ids[n]) - softmax(logits / t)) / t;
+// dlogits may alias logits (computed in place)
+int op_logsoftmax_gather_backward(tensor_t *dlogits, const tensor_t *logits, const tensor_t *ids,
+                                  const tensor_t *dlp, float temperature);
+// entropy (N) F32 of softmax(logits (N, V) / temperature), per row (a training metric)
+int op_softmax_entropy(tensor_t *out, const tensor_t *logits, float temperature);
+// Causal GQA attention on the plain training layout, every row of length T (right padding is
+// harmless: no real token sees a pad). q, dq, dout (B, T, Hq, D); k, v, dk, dv (B, T, Hkv, D);
+// k, q after RoPE. dq, dk, dv are written (=); dK/dV sum over the query heads sharing a KV head.
+int op_attention_backward(tensor_t *dq, tensor_t *dk, tensor_t *dv, const tensor_t *dout,
+                          const tensor_t *q, const tensor_t *k, const tensor_t *v);

@@ -382,14 +382,22 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
         if (e->chunks[j].n_logits) s->logit_row = row++;
     }
     int fail = -1; // a chunk whose sampling failed (err_msg is per thread: redone below)
+    int hook_fail = -1; // a chunk whose logits hook failed
 #pragma omp parallel for schedule(dynamic, 1) if (row > 1)
     for (int j = 0; j < nc; j++) {
         eseq_t *s = &e->seqs[e->chunk_seq[j]];
         if (!e->chunks[j].n_logits) continue;
         sampler_t *sm = &e->samplers[omp_get_thread_num()];
-        const float *logits = e->st.h_logits + (size_t)s->logit_row * e->m->cfg.vocab_size;
+        float *logits = e->st.h_logits + (size_t)s->logit_row * e->m->cfg.vocab_size;
         int32_t tok;
         float lp;
+        if (s->gen.logits_hook &&
+            s->gen.logits_hook(s->gen.logits_ud, s->tokens + s->n_prompt, s->n_generated, logits,
+                               e->m->cfg.vocab_size)) {
+#pragma omp atomic write
+            hook_fail = j;
+            continue;
+        }
         if (sampler_sample(sm, &s->gen.sampling, logits, s->gen.stream, (uint64_t)s->n_generated, &tok, &lp)) {
 #pragma omp atomic write
             fail = j;
@@ -398,6 +406,8 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
         s->tokens[s->n_tokens] = tok;
         s->logprobs[s->n_generated] = lp;
     }
+    if (hook_fail >= 0)
+        return err_set("engine: sequence %d: the logits hook failed", e->chunk_seq[hook_fail]);
     if (fail >= 0) { // again on this thread, for the message
         eseq_t *s = &e->seqs[e->chunk_seq[fail]];
         int32_t tok;

@@ -42,6 +42,13 @@ typedef struct {
     int ignore_stop_ids;            // 1: never stop on ids (benchmarks)
     const char *const *stop_strings; // checked on the decoded text (copied by engine_add)
     int n_stop_strings;
+    // optional, e.g. constrained decoding: called before each sampling of this sequence with its
+    // generated tokens so far and its logits row (vocab), which it may change in place (e.g. -inf
+    // on disallowed tokens; engine_last_logits then shows the changed row); the sampled token
+    // shows up in the next call's `generated`. Runs on the sampling threads, one call per
+    // sequence at a time. Nonzero fails engine_step. The log-prob is then that of the changed row.
+    int (*logits_hook)(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab);
+    void *logits_ud;
 } engine_gen_t;
 
 // raw bytes of one token (for stop strings); NULL when the id is unknown.

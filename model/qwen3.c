@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../kernels/err.h"
+#include "qwen3_internal.h"
 #include "safetensors.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -262,11 +263,56 @@ static int forward_plan(const qwen3_t *m, qwen3_state_t *s, kvcache_t *kv, const
     return (int)N;
 }
 
+// copies an activation into its save slot (skipped when not saved, or when it is the same memory)
+static int save_copy(const tensor_t *dst, const tensor_t *src) {
+    if (!dst->data || dst->data == src->data) return 0;
+    tensor_t d = *dst;
+    return tensor_copy(&d, src);
+}
+
+int qwen3_layer_forward(const qwen3_t *m, int l, qwen3_layer_io_t *io, const qwen3_layer_save_t *save) {
+    const qwen3_config_t *c = &m->cfg;
+    const qwen3_layer_t *w = &m->layers[l];
+    const float eps = (float)c->rms_norm_eps;
+    const int64_t N = io->x.shape[0], Hq = c->num_attention_heads, Hkv = c->num_key_value_heads;
+    const int64_t D = c->head_dim;
+    tensor_t *x = &io->x, *xb = &io->xb, *q = &io->q, *k = &io->k, *v = &io->v, *att = &io->att;
+    tensor_t *hb = &io->hb, *hb2 = &io->hb2;
+    tensor_t q_heads = as_2d(q, N * Hq, D), k_heads = as_2d(k, N * Hkv, D); // QK-norm rows
+    const int store = io->k_pool->data != k->data; // training: K/V rows are the pool already
+    int rc = 0;
+    // attention block: x += o_proj(attention(rope(norm(q)), rope(norm(k)), v))
+    if (save) rc = save_copy(&save->x_in, x);
+    rc = rc || op_rmsnorm(xb, x, &w->input_norm, eps)
+      || op_matmul(q, xb, &w->wq, 0)
+      || op_matmul(k, xb, &w->wk, 0)
+      || op_matmul(v, xb, &w->wv, 0);
+    if (save && !rc)
+        rc = save_copy(&save->xn1, xb) || save_copy(&save->q_raw, q) || save_copy(&save->k_raw, k) ||
+             save_copy(&save->v, v);
+    rc = rc || op_rmsnorm(&q_heads, &q_heads, &w->q_norm, eps)
+      || op_rmsnorm(&k_heads, &k_heads, &w->k_norm, eps)
+      || op_rope(q, &io->pos, c->rope_theta)
+      || op_rope(k, &io->pos, c->rope_theta)
+      || (store && op_kv_store(io->k_pool, io->v_pool, k, v, &io->slots))
+      || op_attention(att, q, io->k_pool, io->v_pool, &io->seq_info, &io->page_table);
+    if (save && !rc) rc = save_copy(&save->q, q) || save_copy(&save->k, k) || save_copy(&save->att, att);
+    rc = rc || op_matmul(x, att, &w->wo, 1);
+    // MLP block: x += down(silu(gate(norm(x))) * up(norm(x)))
+    if (save && !rc) rc = save_copy(&save->x_mid, x);
+    rc = rc || op_rmsnorm(xb, x, &w->post_norm, eps)
+      || op_matmul(hb, xb, &w->w_gate, 0)
+      || op_matmul(hb2, xb, &w->w_up, 0);
+    if (save && !rc) rc = save_copy(&save->xn2, xb) || save_copy(&save->gate, hb) || save_copy(&save->up, hb2);
+    rc = rc || op_swiglu(hb, hb, hb2)
+      || op_matmul(x, hb, &w->w_down, 1);
+    return rc ? -1 : 0;
+}
+
 int qwen3_forward(const qwen3_t *m, qwen3_state_t *s, kvcache_t *kv, const qwen3_chunk_t *chunks,
                   int n_chunks) {
     const qwen3_config_t *c = &m->cfg;
     const int64_t V = c->vocab_size;
-    const int64_t Hq = c->num_attention_heads, Hkv = c->num_key_value_heads, D = c->head_dim;
     const float eps = (float)c->rms_norm_eps;
     int R = 0;
     int N = forward_plan(m, s, kv, chunks, n_chunks, &R);
@@ -288,32 +334,17 @@ int qwen3_forward(const qwen3_t *m, qwen3_state_t *s, kvcache_t *kv, const qwen3
     tensor_t q = first_rows(&s->q, N), att = first_rows(&s->att, N);          // (N, Hq, D)
     tensor_t k = first_rows(&s->k, N), v = first_rows(&s->v, N);              // (N, Hkv, D)
     tensor_t hb = first_rows(&s->hb, N), hb2 = first_rows(&s->hb2, N);        // (N, I)
-    tensor_t q_heads = as_2d(&s->q, N * Hq, D), k_heads = as_2d(&s->k, N * Hkv, D); // QK-norm rows
 
     // token embeddings
     if (!rc) rc = op_embedding(&x, &m->embed, &ids);
 
+    qwen3_layer_io_t io = {.x = x, .xb = xb, .q = q, .k = k, .v = v, .att = att, .hb = hb,
+                           .hb2 = hb2, .pos = pos, .slots = slots, .seq_info = seq_info,
+                           .page_table = page_table};
     for (int l = 0; l < c->num_hidden_layers && !rc; l++) {
-        const qwen3_layer_t *w = &m->layers[l];
-        // attention block: x += o_proj(attention(rope(norm(q)), rope(norm(k)), v))
-        rc = op_rmsnorm(&xb, &x, &w->input_norm, eps)
-          || op_matmul(&q, &xb, &w->wq, 0)
-          || op_matmul(&k, &xb, &w->wk, 0)
-          || op_matmul(&v, &xb, &w->wv, 0)
-          || op_rmsnorm(&q_heads, &q_heads, &w->q_norm, eps)
-          || op_rmsnorm(&k_heads, &k_heads, &w->k_norm, eps)
-          || op_rope(&q, &pos, c->rope_theta)
-          || op_rope(&k, &pos, c->rope_theta)
-          || op_kv_store(&kv->k[l], &kv->v[l], &k, &v, &slots)
-          || op_attention(&att, &q, &kv->k[l], &kv->v[l], &seq_info, &page_table)
-          || op_matmul(&x, &att, &w->wo, 1);
-        // MLP block: x += down(silu(gate(norm(x))) * up(norm(x)))
-        if (!rc)
-            rc = op_rmsnorm(&xb, &x, &w->post_norm, eps)
-              || op_matmul(&hb, &xb, &w->w_gate, 0)
-              || op_matmul(&hb2, &xb, &w->w_up, 0)
-              || op_swiglu(&hb, &hb, &hb2)
-              || op_matmul(&x, &hb, &w->w_down, 1);
+        io.k_pool = &kv->k[l];
+        io.v_pool = &kv->v[l];
+        rc = qwen3_layer_forward(m, l, &io, NULL);
     }
 
     // logits only at the requested rows: gather them, final norm, lm_head
