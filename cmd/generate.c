@@ -29,6 +29,9 @@ static const char *GENERATE_USAGE =
     "  --model DIR          Hugging Face checkpoint directory\n"
     "  --prompt TEXT        the text to continue\n"
     "  --chat FILE.json     a chat (messages + tools) to answer as the assistant\n"
+    "  --render hf|episode  how --chat is rendered: hf = the official Qwen3 template (default);\n"
+    "                       episode = as a rollout builds it, every assistant turn after its\n"
+    "                       generation prompt (the layout `trustee sft` trains on by default)\n"
     "  --max-tokens N       most tokens to generate (default 256)\n"
     "  --temperature T      0 = greedy (default 0)\n"
     "  --top-p P            nucleus sampling mass, 1 = off (default 1)\n"
@@ -78,6 +81,7 @@ int cmd_generate(int argc, char **argv) {
     const char *prompt = err ? NULL : args_str(&a, "prompt", NULL, &err);
     const char *chat = err ? NULL : args_str(&a, "chat", NULL, &err);
     const char *stop = err ? NULL : args_str(&a, "stop", NULL, &err);
+    const char *render = err ? NULL : args_str(&a, "render", "hf", &err);
     if (err || args_int(&a, "max-tokens", 256, &max_tokens) ||
         args_float(&a, "temperature", 0.0, &temperature) || args_float(&a, "top-p", 1.0, &top_p) ||
         args_int(&a, "top-k", 0, &top_k) || args_int(&a, "seed", 0, &seed) ||
@@ -107,13 +111,26 @@ int cmd_generate(int argc, char **argv) {
     qwen3_t m;
     int loaded = 0;
     engine_t *e = NULL;
+    if (render && strcmp(render, "hf") && strcmp(render, "episode")) {
+        err_set("--render: expected hf or episode, found '%s'", render);
+        goto done;
+    }
     if (chat && prompt) {
         err_set("give either --prompt TEXT or --chat FILE.json, not both");
         goto done;
     } else if (chat) {
         chat_t c;
         if (chat_init(&c, tok)) goto done;
-        int crc = chat_load_file(&c, chat);
+        int crc;
+        if (strcmp(render, "episode") == 0) {
+            json_error_t je;
+            json_t *root = json_load_file(chat, JSON_DECODE_ANY | JSON_PRESERVE_ORDER, &je);
+            crc = root ? chat_load_json_episode(&c, root, chat)
+                       : err_set("%s: line %d column %d: %s", chat, je.line, je.column, je.text);
+            json_decref(root);
+        } else {
+            crc = chat_load_file(&c, chat);
+        }
         if (!crc && !c.assistant_open)
             crc = err_set("%s: add_generation_prompt is false: there is no assistant turn to generate", chat);
         if (!crc) crc = ids_append(&ids, c.ids.ids, c.ids.n);

@@ -20,7 +20,7 @@
 #include "kernels/err.h"
 #include "kernels/kernels.h"
 #include "model/config.h"
-#include "model/embedded.h"
+#include "model/checkpoint.h"
 #include "model/safetensors.h"
 
 static const char *INIT_USAGE =
@@ -155,47 +155,8 @@ static void init_free_list(init_list_t *l) {
 // ---------------------------------------------------------------------------------------------
 // output directory and files
 
-// creates dir and its parents (mkdir -p)
-static int init_mkdirs(const char *dir) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return err_set("%s: path too long", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) return err_set("%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST) return err_set("%s: cannot create: %s", buf, strerror(errno));
-    return 0;
-}
 
-// 0 when dir is missing or empty, 1 when it holds something; -1 when it is not a directory
-static int init_dir_nonempty(const char *dir) {
-    struct stat sb;
-    if (stat(dir, &sb)) return 0;
-    if (!S_ISDIR(sb.st_mode)) return err_set("%s: exists and is not a directory", dir);
-    DIR *d = opendir(dir);
-    if (!d) return err_set("%s: cannot read: %s", dir, strerror(errno));
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d)))
-        found = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return found;
-}
 
-static int init_write_embedded(const char *dir, const char *file, const char *embedded, char *path, size_t cap) {
-    size_t len;
-    const char *data = embedded_file(embedded, &len);
-    if (!data) return err_set("embedded file %s is missing from the binary", embedded);
-    snprintf(path, cap, "%s/%s", dir, file);
-    FILE *f = fopen(path, "wb");
-    if (!f) return err_set("%s: cannot create: %s", path, strerror(errno));
-    int ok = fwrite(data, 1, len, f) == len;
-    ok = fclose(f) == 0 && ok;
-    if (!ok) return err_set("%s: write failed", path);
-    return 0;
-}
 
 // "42,043,648"
 static const char *init_commas(int64_t v, char *buf) {
@@ -290,13 +251,13 @@ int cmd_init_model(int argc, char **argv) {
     snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "%s", dt == DTYPE_BF16 ? "bfloat16" : "float32");
     if (qwen3_config_validate(&cfg, "init-model options")) return cmd_fail("init-model");
 
-    int nonempty = init_dir_nonempty(out);
+    int nonempty = checkpoint_dir_nonempty(out);
     if (nonempty < 0) return cmd_fail("init-model");
     if (nonempty && !force) {
         err_set("%s is not empty (expected a new or empty directory; --force overwrites)", out);
         return cmd_fail("init-model");
     }
-    if (init_mkdirs(out)) return cmd_fail("init-model");
+    if (checkpoint_mkdirs(out)) return cmd_fail("init-model");
 
     // tensors: allocate and fill (tensor k draws from stream k of the seed)
     init_list_t list = {0};
@@ -338,12 +299,8 @@ int cmd_init_model(int argc, char **argv) {
     if (!rc) rc = safetensors_write(path, list.t, list.n);
     if (!rc) printf("wrote %s (%d tensors, %.1f MB)\n", path, list.n, n_bytes / 1e6);
     init_free_list(&list);
-    if (!rc) rc = init_write_embedded(out, "tokenizer.json", "qwen3-tokenizer/tokenizer.json", path, sizeof path);
-    if (!rc) printf("wrote %s\n", path);
-    if (!rc)
-        rc = init_write_embedded(out, "tokenizer_config.json", "qwen3-tokenizer/tokenizer_config.json", path,
-                                 sizeof path);
-    if (!rc) printf("wrote %s\n", path);
+    if (!rc) rc = checkpoint_write_tokenizer(NULL, out);
+    if (!rc) printf("wrote %s/tokenizer.json\nwrote %s/tokenizer_config.json\n", out, out);
     if (rc) return cmd_fail("init-model");
     return 0;
 }

@@ -5,6 +5,12 @@
 // them in micro-batches of --micro-batch (right-padded to the longest transcript of the
 // micro-batch), accumulates the gradients of the token-mean NLL over ALL assistant tokens of the
 // step (every micro-batch's loss is divided by the step's token count), then takes one AdamW step.
+//
+// --render picks the token layout: episode (default) renders each transcript the way a rollout
+// builds an episode (chat_load_json_episode: every assistant turn = the generation prompt, with the
+// empty think block when thinking is off, + the reply as generated text), so a model trained here
+// meets the same layout in rollouts; hf renders it with the HF template (chat_load_json), which
+// keeps the empty think block only on the last assistant turn.
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -22,7 +28,7 @@
 #include "learner/optim.h"
 #include "model/chat.h"
 #include "model/config.h"
-#include "model/embedded.h"
+#include "model/checkpoint.h"
 #include "model/qwen3.h"
 #include "model/qwen3_train.h"
 #include "model/sampler.h"
@@ -37,10 +43,19 @@ static const char *SFT_USAGE =
     "(content, tool calls, closing <|im_end|>). Writes config.json, model.safetensors (F32) and the\n"
     "tokenizer files to --out: a Hugging Face checkpoint.\n"
     "\n"
+    "--render episode (the default) lays each transcript out as a rollout builds an episode: every\n"
+    "assistant turn starts from the generation prompt and continues with the reply. Thinking is\n"
+    "off unless the line says \"enable_thinking\": true, so that prompt is\n"
+    "\"<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n\" for every turn. SFT here warm-starts rollout\n"
+    "policies, so it trains on the layout they will see.\n"
+    "--render hf uses the Hugging Face chat template instead (thinking on unless the line says\n"
+    "false; the empty think block only on the last assistant turn).\n"
+    "\n"
     "options:\n"
     "  --model DIR          checkpoint to start from\n"
     "  --data FILE.jsonl    training transcripts, one JSON object per line\n"
     "  --out DIR            where the trained checkpoint goes (created; must be empty unless --force)\n"
+    "  --render MODE        episode (default: the rollout layout) or hf (the HF chat template)\n"
     "  --steps N            optimizer steps (default 100)\n"
     "  --batch B            transcripts per step (default 8)\n"
     "  --micro-batch M      transcripts per forward/backward; gradients accumulate (default: B)\n"
@@ -78,8 +93,9 @@ static void sft_data_free(sft_data_t *d) {
 }
 
 // renders one JSONL line (root) into an example; `where` is "FILE:LINE"
-static int sft_render(const tokenizer_t *tok, json_t *root, const char *where, int max_len, sft_example_t *ex,
-                      int *cut) {
+// episode: chat_load_json_episode (the rollout layout), else chat_load_json (HF template)
+static int sft_render(const tokenizer_t *tok, json_t *root, const char *where, int episode, int max_len,
+                      sft_example_t *ex, int *cut) {
     if (!json_is_object(root) && !json_is_array(root))
         return err_set("%s: expected a JSON object {\"messages\": [...], \"tools\": [...]}", where);
     if (json_is_object(root)) {
@@ -92,7 +108,7 @@ static int sft_render(const tokenizer_t *tok, json_t *root, const char *where, i
     }
     chat_t c;
     if (chat_init(&c, tok)) return -1;
-    int rc = chat_load_json(&c, root, where);
+    int rc = episode ? chat_load_json_episode(&c, root, where) : chat_load_json(&c, root, where);
     if (!rc) rc = chat_flush(&c);
     if (!rc) {
         int n = c.ids.n;
@@ -119,7 +135,8 @@ static int sft_render(const tokenizer_t *tok, json_t *root, const char *where, i
     return rc;
 }
 
-static int sft_data_load(sft_data_t *d, const char *path, const tokenizer_t *tok, int max_len, int vocab) {
+static int sft_data_load(sft_data_t *d, const char *path, const tokenizer_t *tok, int episode, int max_len,
+                         int vocab) {
     memset(d, 0, sizeof *d);
     FILE *f = fopen(path, "rb");
     if (!f) return err_set("%s: cannot open: %s", path, strerror(errno));
@@ -153,7 +170,7 @@ static int sft_data_load(sft_data_t *d, const char *path, const tokenizer_t *tok
         sft_example_t *ex = &d->ex[d->n];
         memset(ex, 0, sizeof *ex);
         int cut = 0;
-        rc = sft_render(tok, root, where, max_len, ex, &cut);
+        rc = sft_render(tok, root, where, episode, max_len, ex, &cut);
         json_decref(root);
         if (rc) {
             free(ex->ids);
@@ -179,79 +196,21 @@ static double sft_now(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-// mkdir -p
-static int sft_mkdirs(const char *dir) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return err_set("%s: path too long", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) return err_set("%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST) return err_set("%s: cannot create: %s", buf, strerror(errno));
-    return 0;
-}
 
-// copies src_dir/file to dst_dir/file, or the embedded Qwen3 file when src has none
-static int sft_copy_tokenizer_file(const char *src_dir, const char *dst_dir, const char *file) {
-    char src[4200], dst[4200];
-    snprintf(src, sizeof src, "%s/%s", src_dir, file);
-    snprintf(dst, sizeof dst, "%s/%s", dst_dir, file);
-    char *buf = NULL;
-    size_t len = 0;
-    const char *data;
-    FILE *f = fopen(src, "rb");
-    if (f) {
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        buf = malloc(n > 0 ? (size_t)n : 1);
-        len = buf && n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
-        fclose(f);
-        if (!buf || (long)len != n) {
-            free(buf);
-            return err_set("%s: read failed", src);
-        }
-        data = buf;
-    } else {
-        char name[128];
-        snprintf(name, sizeof name, "qwen3-tokenizer/%s", file);
-        data = embedded_file(name, &len);
-        if (!data) return err_set("embedded file %s is missing from the binary", name);
-    }
-    FILE *g = fopen(dst, "wb");
-    int ok = g && fwrite(data, 1, len, g) == len;
-    if (g) ok = fclose(g) == 0 && ok;
-    free(buf);
-    if (!ok) return err_set("%s: write failed: %s", dst, strerror(errno));
-    return 0;
-}
 
 // writes config.json (F32), model.safetensors and the tokenizer files of a trained model
 static int sft_write_checkpoint(qwen3_t *m, const char *src_dir, const char *out) {
     char path[4200];
-    if (sft_mkdirs(out)) return -1;
+    if (checkpoint_mkdirs(out)) return -1;
     qwen3_config_t cfg = m->cfg;
     snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "float32");
     snprintf(path, sizeof path, "%s/config.json", out);
     if (qwen3_config_write(&cfg, path)) return -1;
     snprintf(path, sizeof path, "%s/model.safetensors", out);
     if (qwen3_params_write(m, path)) return -1;
-    if (sft_copy_tokenizer_file(src_dir, out, "tokenizer.json") ||
-        sft_copy_tokenizer_file(src_dir, out, "tokenizer_config.json"))
-        return -1;
-    return 0;
+    return checkpoint_write_tokenizer(src_dir, out);
 }
 
-static int sft_dir_nonempty(const char *dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    struct stat sb;
-    if (stat(path, &sb) == 0) return 1;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    return stat(path, &sb) == 0;
-}
 
 int cmd_sft(int argc, char **argv) {
     args_t a;
@@ -266,6 +225,7 @@ int cmd_sft(int argc, char **argv) {
     const char *dir = args_str(&a, "model", NULL, &err);
     const char *data_path = err ? NULL : args_str(&a, "data", NULL, &err);
     const char *out = err ? NULL : args_str(&a, "out", NULL, &err);
+    const char *render = err ? NULL : args_str(&a, "render", "episode", &err);
     if (err || args_int(&a, "steps", 100, &steps) || args_int(&a, "batch", 8, &batch) ||
         args_int(&a, "micro-batch", 0, &micro) || args_int(&a, "max-len", 2048, &max_len) ||
         args_float(&a, "lr", 1e-5, &lr) || args_float(&a, "min-lr", -1, &min_lr) ||
@@ -281,6 +241,11 @@ int cmd_sft(int argc, char **argv) {
                 SFT_USAGE);
         return 2;
     }
+    if (strcmp(render, "episode") && strcmp(render, "hf")) {
+        err_set("--render: expected episode or hf, found '%s'", render);
+        return cmd_fail("sft");
+    }
+    int episode = !strcmp(render, "episode");
     if (micro <= 0) micro = batch;
     if (steps < 1 || batch < 1 || micro < 1 || micro > batch || max_len < 2 || warmup < 0 || seed < 0 ||
         steps > 100000000 || batch > 1000000 || max_len > 1000000) {
@@ -289,8 +254,10 @@ int cmd_sft(int argc, char **argv) {
         return cmd_fail("sft");
     }
     if (min_lr < 0) min_lr = lr / 10;
-    if (!force && sft_dir_nonempty(out)) {
-        err_set("%s already holds a checkpoint (--force overwrites it)", out);
+    int nonempty = checkpoint_dir_nonempty(out);
+    if (nonempty < 0) return cmd_fail("sft");
+    if (nonempty && !force) {
+        err_set("%s is not empty (expected a new or empty directory; --force overwrites)", out);
         return cmd_fail("sft");
     }
     kernels_set_threads((int)threads);
@@ -308,7 +275,7 @@ int cmd_sft(int argc, char **argv) {
     if (!tok) goto done;
     if (qwen3_load(&m, dir, DEVICE_CPU)) goto done;
     loaded = 1;
-    if (sft_data_load(&data, data_path, tok, (int)max_len, m.cfg.vocab_size)) goto done;
+    if (sft_data_load(&data, data_path, tok, episode, (int)max_len, m.cfg.vocab_size)) goto done;
     int T_max = 0;
     int64_t n_tokens_all = 0, n_loss_all = 0;
     for (int i = 0; i < data.n; i++) {
@@ -345,9 +312,9 @@ int cmd_sft(int argc, char **argv) {
     }
 
     printf("sft: model %s (hidden %d, layers %d, vocab %d), data %s: %d transcripts, %lld tokens, %lld "
-           "assistant tokens (loss)\n",
+           "assistant tokens (loss), %s layout\n",
            dir, m.cfg.hidden_size, m.cfg.num_hidden_layers, m.cfg.vocab_size, data_path, data.n,
-           (long long)n_tokens_all, (long long)n_loss_all);
+           (long long)n_tokens_all, (long long)n_loss_all, render);
     if (data.n_cut) printf("sft: %d transcripts cut to --max-len %ld tokens\n", data.n_cut, max_len);
     printf("sft: steps %ld, batch %ld (micro-batch %d), lr %g -> %g (warmup %ld, cosine), weight decay %g, "
            "betas %g %g, clip %g, seed %ld%s\n",

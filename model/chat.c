@@ -695,7 +695,11 @@ static int ends_with(const char *s, const char *p) {
     return n >= m && memcmp(s + n - m, p, m) == 0;
 }
 
-static int load_assistant(chat_t *c, const json_t *msg, int i, chat_think_t think,
+// an assistant message. episode 0: rendered as the template renders history (`think`). episode 1:
+// the generation prompt, then the message appended as the text the model generated after it: a
+// non-empty reasoning_content goes first as the "<think>\n{reasoning}\n</think>\n\n" the model
+// writes when thinking is on (with thinking off the prompt already holds the empty block: refused)
+static int load_assistant(chat_t *c, const json_t *msg, int i, chat_think_t think, int episode,
                           const char *name) {
     const json_t *jc = json_object_get(msg, "content");
     if (jc && !json_is_string(jc) && !json_is_null(jc))
@@ -706,9 +710,36 @@ static int load_assistant(chat_t *c, const json_t *msg, int i, chat_think_t thin
     const json_t *jt = json_object_get(msg, "tool_calls");
     if (jt && !json_is_array(jt) && !json_is_null(jt))
         return err_set("%s: messages[%d]: tool_calls must be a list", name, i);
+    const char *content = json_is_string(jc) ? json_string_value(jc) : "";
+    const char *reasoning = json_is_string(jr) ? json_string_value(jr) : NULL;
+    buf_t folded = {0}; // episode: reasoning block + content
+    if (episode) {
+        if (reasoning) { // reasoning.strip('\n') as the template does
+            const char *ra = reasoning, *rb = reasoning + strlen(reasoning);
+            while (ra < rb && *ra == '\n') ra++;
+            while (rb > ra && rb[-1] == '\n') rb--;
+            if (rb > ra) {
+                if (!c->enable_thinking)
+                    return err_set("%s: messages[%d]: reasoning_content with enable_thinking false "
+                                   "(in the episode layout the generation prompt already holds an "
+                                   "empty <think> block)", name, i);
+                if (buf_puts(&folded, "<think>\n") || buf_put(&folded, ra, (size_t)(rb - ra)) ||
+                    buf_puts(&folded, "\n</think>\n\n") || buf_puts(&folded, content)) {
+                    free(folded.s);
+                    return -1;
+                }
+                content = folded.s;
+            }
+        }
+        reasoning = NULL;
+        if (chat_begin_assistant(c)) {
+            free(folded.s);
+            return err_wrap("%s: messages[%d]: ", name, i);
+        }
+    }
     int n = jt ? (int)json_array_size(jt) : 0;
     chat_call_t *calls = n ? calloc((size_t)n, sizeof *calls) : NULL;
-    if (n && !calls) return err_set("chat: out of memory");
+    if (n && !calls) { free(folded.s); return err_set("chat: out of memory"); }
     for (int k = 0; k < n; k++) {
         const json_t *tc = json_array_get(jt, k);
         const json_t *f = json_object_get(tc, "function");
@@ -717,23 +748,24 @@ static int load_assistant(chat_t *c, const json_t *msg, int i, chat_think_t thin
         calls[k].arguments = json_object_get(tc, "arguments");
         if (!json_is_string(nm) || !calls[k].arguments) {
             free(calls);
+            free(folded.s);
             return err_set("%s: messages[%d].tool_calls[%d]: expected {\"name\": string, "
                            "\"arguments\": object or string}", name, i, k);
         }
         calls[k].name = json_string_value(nm);
     }
-    int rc = chat_add_assistant_ex(c, json_is_string(jc) ? json_string_value(jc) : "",
-                                   json_is_string(jr) ? json_string_value(jr) : NULL, calls, n,
-                                   think);
+    int rc = chat_add_assistant_ex(c, content, reasoning, calls, n, think);
     free(calls);
+    free(folded.s);
     return rc ? err_wrap("%s: messages[%d]: ", name, i) : 0;
 }
 
-int chat_load_json(chat_t *c, const json_t *root, const char *name) {
+static int load_json_impl(chat_t *c, const json_t *root, const char *name, int episode) {
     if (c->n_messages || c->header_done || c->ids.n || c->text_len)
-        return err_set("%s: chat_load_json needs a freshly initialized chat", name);
+        return err_set("%s: %s needs a freshly initialized chat", name,
+                       episode ? "chat_load_json_episode" : "chat_load_json");
     const json_t *msgs = root;
-    int agp = 1, thinking = 1;
+    int agp = 1, thinking = !episode;
     if (json_is_object(root)) {
         msgs = json_object_get(root, "messages");
         const json_t *tools = json_object_get(root, "tools");
@@ -745,7 +777,7 @@ int chat_load_json(chat_t *c, const json_t *root, const char *name) {
         const json_t *t = json_object_get(root, "enable_thinking");
         if (t && !json_is_boolean(t) && !json_is_null(t))
             return err_set("%s: enable_thinking must be true or false", name);
-        thinking = !json_is_false(t); // template: only an explicit false turns it off
+        if (json_is_boolean(t)) thinking = json_is_true(t); // else the mode's default
     }
     if (!json_is_array(msgs))
         return err_set("%s: expected {\"messages\": [...], ...} or a list of messages", name);
@@ -774,7 +806,7 @@ int chat_load_json(chat_t *c, const json_t *root, const char *name) {
         if (!strcmp(role, "assistant")) {
             chat_think_t think = i > last_query ? (i == n - 1 ? CHAT_THINK_KEEP : CHAT_THINK_AUTO)
                                                 : CHAT_THINK_DROP;
-            rc = load_assistant(c, m, i, think, name);
+            rc = load_assistant(c, m, i, think, episode, name);
             if (rc) return -1;
             continue;
         }
@@ -791,6 +823,14 @@ int chat_load_json(chat_t *c, const json_t *root, const char *name) {
     if (chat_flush(c)) return err_wrap("%s: ", name);
     if (agp && chat_begin_assistant(c)) return err_wrap("%s: ", name);
     return 0;
+}
+
+int chat_load_json(chat_t *c, const json_t *root, const char *name) {
+    return load_json_impl(c, root, name, 0);
+}
+
+int chat_load_json_episode(chat_t *c, const json_t *root, const char *name) {
+    return load_json_impl(c, root, name, 1);
 }
 
 int chat_load_file(chat_t *c, const char *path) {

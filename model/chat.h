@@ -33,7 +33,8 @@
 //    episode keeps every turn exactly as the policy saw it (generation prompt + its sampled ids),
 //    so with thinking off our ids keep the empty think block of every earlier assistant turn, and
 //    with thinking on they keep earlier reasoning. Append-only is the point (token-in, token-out);
-//    HF-exact history rendering is available through the JSON loader, which sees all messages.
+//    HF-exact history rendering is available through the JSON loader, which sees all messages;
+//    chat_load_json_episode renders a JSON conversation the append-only way instead.
 //
 // Per-token mask (parallel to the ids): 1 = produced by the assistant: its content, reasoning (when
 // non-empty), tool-call blocks, and its closing <|im_end|>; 0 = everything else (template text,
@@ -145,6 +146,16 @@ int chat_render_gen_prompt(chat_t *c, ids_t *out);
 // tool_calls ([{"type":"function","function":{"name":..,"arguments":obj|string}}] or the bare
 // {"name","arguments"} form). `name` names the source in errors.
 int chat_load_json(chat_t *c, const json_t *root, const char *name);
+// the same JSON rendered the way a rollout builds an episode (append-only), not the HF way: every
+// assistant message is chat_begin_assistant (the generation prompt, with the empty think block
+// when thinking is off) followed by the message appended as generated text (chat_add_assistant
+// with the prompt open: content, then its tool-call blocks, then <|im_end|>). So the ids equal
+// those of an episode whose policy sampled the canonical tokens of each reply, and the mask is 1
+// on exactly those tokens. No last-query rules: every turn keeps its layout. A non-empty
+// reasoning_content becomes "<think>\n{reasoning}\n</think>\n\n" at the start of the generated
+// text (thinking on only; refused with thinking off). Defaults: enable_thinking FALSE (the
+// rollout default), add_generation_prompt true as above.
+int chat_load_json_episode(chat_t *c, const json_t *root, const char *name);
 int chat_load_file(chat_t *c, const char *path);
 
 // Python json.dumps(v, ensure_ascii=False) (separators ", " and ": ", keys in jansson's insertion

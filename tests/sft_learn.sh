@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# trustee sft: overfits one short tool-calling chat (loss < 0.05 within 64 steps), the written
-# checkpoint opens in `trustee generate` and replays the trained replies greedily, its safetensors
+# trustee sft: overfits one short tool-calling chat (loss < 0.05 within 64 steps) in the default
+# --render episode layout (every assistant turn after the thinking-off generation prompt, as in
+# rollouts; --render hf renders the same line 4 tokens shorter: no empty think block before the
+# tool call), the written checkpoint opens in `trustee generate` and replays the trained replies
+# greedily from thinking-off prompts in that layout, its safetensors
 # header is what HF expects (checked by an independent parser), gradient accumulation over
 # micro-batches equals one big batch, and bad JSONL is refused with file:line.
 set -euo pipefail
@@ -30,18 +33,69 @@ last=$(grep '^step 64/64 ' sft.log | sed 's/.* loss \([0-9.eE+-]*\) .*/\1/')
 awk -v l="$last" 'BEGIN { exit !(l < 0.05) }' || fail "loss after 64 steps is $last, expected < 0.05"
 echo "ok: SFT loss at step 64 = $last (< 0.05)"
 
-# ---- the checkpoint: trustee generate replays the trained replies (greedy) ----
-echo "{\"messages\": [$SYS, $USER, $CALL, $RESULT], \"tools\": $TOOLS, \"add_generation_prompt\": true, \"enable_thinking\": false}" >p_answer.json
-out=$("$TRUSTEE" generate --model m1 --chat p_answer.json --max-tokens 32 2>/dev/null)
-[ "$out" = "$ANSWER_TEXT" ] || fail "greedy reply after the tool result: '$out', expected '$ANSWER_TEXT'"
-echo "ok: greedy final answer = '$out'"
-# the tool-call turn: HF's template renders a non-final assistant turn without the empty think
-# block, so it was trained after "<|im_start|>assistant\n" (the generation prompt with thinking on)
-echo "{\"messages\": [$SYS, $USER], \"tools\": $TOOLS, \"add_generation_prompt\": true, \"enable_thinking\": true}" >p_call.json
+# the layouts: the episode render has the empty think block (4 ids) before the tool call too
+"$TRUSTEE" sft --model m0 --data chat.jsonl --out hf1 --render hf --steps 1 --batch 1 --threads 2 >hf.log
+n_ep=$(head -1 sft.log | sed 's/.* transcripts, \([0-9]*\) tokens.*/\1/')
+n_hf=$(head -1 hf.log | sed 's/.* transcripts, \([0-9]*\) tokens.*/\1/')
+grep -q 'episode layout' sft.log && grep -q 'hf layout' hf.log || fail "layout not reported"
+[ "$n_ep" -eq $((n_hf + 4)) ] || fail "episode render $n_ep tokens, hf render $n_hf: expected 4 more"
+echo "ok: episode layout $n_ep tokens = hf layout $n_hf + 4 (the empty think block of the tool-call turn)"
+if "$TRUSTEE" sft --model m0 --data chat.jsonl --out bad --render jinja --steps 1 2>err.txt; then fail "--render jinja accepted"; fi
+grep -q 'expected episode or hf' err.txt || { cat err.txt >&2; fail "wrong --render error"; }
+
+# ---- the checkpoint: trustee generate replays the trained replies (greedy, thinking off) ----
+# the tool-call turn: the thinking-off generation prompt (same in both layouts)
+echo "{\"messages\": [$SYS, $USER], \"tools\": $TOOLS, \"add_generation_prompt\": true, \"enable_thinking\": false}" >p_call.json
 out=$("$TRUSTEE" generate --model m1 --chat p_call.json --max-tokens 40 2>gen.err)
 grep -q 'get_weather' <<<"$out" && grep -q '"city": "Paris"' <<<"$out" || fail "greedy tool-call turn: '$out'"
 grep -q 'tool calls in the reply: 1' gen.err || { cat gen.err >&2; fail "the tool call did not parse"; }
 echo "ok: greedy tool-call turn parses: $(tr '\n' ' ' <<<"$out")"
+# the final answer: the episode as a rollout has it after the tool result (written out by hand
+# from the template rules; HF's --chat render would drop the first turn's empty think block)
+TOOL1=$(sed 's/^\[\(.*\)\]$/\1/' <<<"$TOOLS")
+printf -v P_ANSWER '%s' \
+  "<|im_start|>system
+You are a helpful assistant with access to tools.
+
+# Tools
+
+You may call one or more functions to assist with the user query.
+
+You are provided with function signatures within <tools></tools> XML tags:
+<tools>
+$TOOL1
+</tools>
+
+For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:
+<tool_call>
+{\"name\": <function-name>, \"arguments\": <args-json-object>}
+</tool_call><|im_end|>
+<|im_start|>user
+What is the weather in Paris right now?<|im_end|>
+<|im_start|>assistant
+<think>
+
+</think>
+
+<tool_call>
+{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}
+</tool_call><|im_end|>
+<|im_start|>user
+<tool_response>
+{\"temp_c\": 18, \"sky\": \"cloudy\"}
+</tool_response><|im_end|>
+<|im_start|>assistant
+<think>
+
+</think>
+
+"
+# the hand-written layout + the answer is the whole trained transcript (same token count)
+n_txt=$(printf '%s%s<|im_end|>\n' "$P_ANSWER" "$ANSWER_TEXT" | "$TRUSTEE" tokenize | wc -w)
+[ "$n_txt" -eq "$n_ep" ] || fail "the hand-written episode text has $n_txt tokens, the episode render $n_ep"
+out=$("$TRUSTEE" generate --model m1 --prompt "$P_ANSWER" --max-tokens 32 2>/dev/null)
+[ "$out" = "$ANSWER_TEXT" ] || fail "greedy reply after the tool result: '$out', expected '$ANSWER_TEXT'"
+echo "ok: greedy final answer = '$out'"
 
 # ---- the checkpoint as HF sees it (independent parser: names, F32, shapes from config.json) ----
 PY=${TORCH_PYTHON:-/usr/bin/python3}

@@ -1,4 +1,5 @@
 // model/chat: the 5 reference renders (text and ids), append-only episodes, the assistant mask,
+// the episode-layout JSON loader (== the incremental rollout build, id for id and mask for mask),
 // parse round trips and parser cases, and a randomized check that per-message segments tokenize
 // exactly like the whole rendered text.
 #include <stdlib.h>
@@ -560,6 +561,136 @@ static void test_documented_divergence(void) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// chat_load_json_episode: a JSON transcript laid out the way a rollout builds the episode
+
+// the conversation of test_episode as JSON (get_time's arguments in the verbatim string form),
+// plus `extra` messages appended
+static json_t *episode_json(const char *extra, const char *flags) {
+    char ctx[8192];
+    snprintf(ctx, sizeof ctx,
+             "{\"messages\": [{\"role\": \"system\", \"content\": \"You are a travel agent.\"}, "
+             "{\"role\": \"user\", \"content\": \"Weather and time in Paris?\"}, "
+             "{\"role\": \"assistant\", \"content\": \"Let me check.\", \"tool_calls\": ["
+             "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"arguments\": "
+             "{\"city\": \"Paris\"}}}, {\"type\": \"function\", \"function\": {\"name\": "
+             "\"get_time\", \"arguments\": \"{\\\"tz\\\": \\\"Europe/Paris\\\"}\"}}]}, "
+             "{\"role\": \"tool\", \"content\": \"{\\\"temp_c\\\": 21}\"}, "
+             "{\"role\": \"tool\", \"content\": \"{\\\"time\\\": \\\"14:05\\\"}\"}, "
+             "{\"role\": \"assistant\", \"content\": \"It is 21 °C and 14:05 in Paris.\"}, "
+             "{\"role\": \"user\", \"content\": \"Thanks!\"}%s], \"tools\": %s%s}",
+             extra, TOOLS, flags);
+    json_error_t e;
+    json_t *j = json_loads(ctx, JSON_PRESERVE_ORDER, &e);
+    CHECK(j, "episode JSON: %s", e.text);
+    return j;
+}
+
+// what a rollout appends for one reply: the canonical tokens of its text, then <|im_end|>
+static int add_sampled(chat_t *c, const char *text) {
+    ids_t s = {0};
+    int rc = tokenizer_encode(tok, text, strlen(text), &s) || ids_push(&s, 151645) ||
+             chat_add_assistant_ids(c, s.ids, s.n);
+    ids_free(&s);
+    return rc ? -1 : 0;
+}
+
+static int same_ids_mask(const chat_t *a, const chat_t *b, const char *what) {
+    int ok = ids_equal(a->ids.ids, a->ids.n, b->ids.ids, b->ids.n, what);
+    for (int i = 0; ok && i < a->ids.n; i++)
+        if (a->mask[i] != b->mask[i]) {
+            fprintf(stderr, "%s: masks differ at token %d (id %d): %d vs %d\n", what, i,
+                    a->ids.ids[i], a->mask[i], b->mask[i]);
+            ok = 0;
+        }
+    return ok;
+}
+
+static void test_load_episode(void) {
+    const char *A3 = " You're welcome!"; // starts with a space: its own piece after the prompt
+    // 1. default flags (thinking off, generation prompt): the hand-written EPISODE_TEXT, whose
+    // whole-text tokenization is the episode's ids
+    json_t *j = episode_json("", "");
+    chat_t e, r;
+    chat_init(&e, tok);
+    CHECK(j && chat_load_json_episode(&e, j, "ep1") == 0, "%s", err_msg());
+    CHECK(e.enable_thinking == 0 && e.assistant_open, "defaults: thinking off, prompt open");
+    CHECK(!strcmp(e.text, EPISODE_TEXT), "episode render text\n got: [%s]\nwant: [%s]", e.text,
+          EPISODE_TEXT);
+    ids_t whole = {0};
+    tokenizer_encode(tok, EPISODE_TEXT, strlen(EPISODE_TEXT), &whole);
+    CHECK(ids_equal(e.ids.ids, e.ids.n, whole.ids, whole.n, "episode render vs tokenize(text)"),
+          "episode render ids");
+    char want_mask[1024];
+    snprintf(want_mask, sizeof want_mask, "%s<|im_end|>%s<|im_end|>", A1, A2);
+    char *masked = decode_masked(&e);
+    CHECK(!strcmp(masked, want_mask), "episode render mask\n got: [%s]\nwant: [%s]", masked,
+          want_mask);
+    free(masked);
+    ids_free(&whole);
+    chat_free(&e);
+    json_decref(j);
+
+    // 2. a finished transcript (as trustee sft reads it) == the rollout's incremental build, id for
+    // id and mask for mask
+    j = episode_json(", {\"role\": \"assistant\", \"content\": \" You're welcome!\"}",
+                     ", \"add_generation_prompt\": false, \"enable_thinking\": false");
+    chat_init(&e, tok);
+    CHECK(j && chat_load_json_episode(&e, j, "ep2") == 0, "%s", err_msg());
+    chat_init(&r, tok);
+    int rc = chat_add_system(&r, "You are a travel agent.") || chat_set_tools_json(&r, TOOLS) ||
+             chat_add_user(&r, "Weather and time in Paris?") || chat_begin_assistant(&r) ||
+             add_sampled(&r, A1) || chat_add_tool(&r, "{\"temp_c\": 21}") ||
+             chat_add_tool(&r, "{\"time\": \"14:05\"}") || chat_begin_assistant(&r) ||
+             add_sampled(&r, A2) || chat_add_user(&r, "Thanks!") || add_sampled(&r, A3) ||
+             chat_flush(&r);
+    CHECK(rc == 0, "incremental episode: %s", err_msg());
+    CHECK(same_ids_mask(&e, &r, "episode render vs rollout"), "episode render == rollout ids+mask");
+    CHECK(!strcmp(e.text, r.text), "episode render text vs rollout\n[%s]\n[%s]", e.text, r.text);
+    CHECK(e.n_straddle == 0 && r.n_straddle == 0, "no straddling tokens");
+    // the HF render of the same transcript lacks the empty think blocks of the 2 earlier assistant
+    // turns (it keeps the last one's): the layout mismatch --render episode exists to avoid
+    chat_t h;
+    chat_init(&h, tok);
+    CHECK(chat_load_json(&h, j, "hf") == 0, "%s", err_msg());
+    CHECK(h.ids.n == e.ids.n - 2 * 4, "HF render: %d ids, episode render: %d (expected 8 more)",
+          h.ids.n, e.ids.n);
+    chat_free(&h);
+    chat_free(&r);
+    chat_free(&e);
+    json_decref(j);
+
+    // 3. thinking on: reasoning_content is generated text after "<|im_start|>assistant\n"
+    json_error_t je;
+    j = json_loads("{\"messages\": [{\"role\": \"user\", \"content\": \"2+2?\"}, {\"role\": "
+                   "\"assistant\", \"content\": \"4\", \"reasoning_content\": \"\\nadd them\\n\"}, "
+                   "{\"role\": \"user\", \"content\": \"and 3+3?\"}, {\"role\": \"assistant\", "
+                   "\"content\": \"6\"}], \"add_generation_prompt\": false, "
+                   "\"enable_thinking\": true}", JSON_PRESERVE_ORDER, &je);
+    chat_init(&e, tok);
+    CHECK(j && chat_load_json_episode(&e, j, "think") == 0, "%s", err_msg());
+    chat_init(&r, tok);
+    r.enable_thinking = 1;
+    rc = chat_add_user(&r, "2+2?") || add_sampled(&r, "<think>\nadd them\n</think>\n\n4") ||
+         chat_add_user(&r, "and 3+3?") || add_sampled(&r, "6") || chat_flush(&r);
+    CHECK(rc == 0, "%s", err_msg());
+    CHECK(same_ids_mask(&e, &r, "thinking episode"), "thinking episode == rollout ids+mask");
+    const char *want = "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n<think>\nadd "
+                       "them\n</think>\n\n4<|im_end|>\n<|im_start|>user\nand 3+3?<|im_end|>\n"
+                       "<|im_start|>assistant\n6<|im_end|>\n";
+    CHECK(!strcmp(e.text, want), "thinking episode text [%s]", e.text);
+    chat_free(&r);
+    chat_free(&e);
+    // the same with thinking off (the default): reasoning would follow the empty block: refused
+    json_object_del(j, "enable_thinking");
+    chat_init(&e, tok);
+    CHECK(chat_load_json_episode(&e, j, "nothink") == -1 && strstr(err_msg(), "nothink") &&
+              strstr(err_msg(), "messages[1]") && strstr(err_msg(), "enable_thinking false"),
+          "reasoning with thinking off: %s", err_msg());
+    chat_free(&e);
+    json_decref(j);
+}
+
+// ---------------------------------------------------------------------------------------------
 // loader forms and errors
 
 static void test_loader(void) {
@@ -651,6 +782,7 @@ int main(void) {
     test_random();
     test_documented_divergence();
     test_loader();
+    test_load_episode();
     test_sanitize_rollback();
     tokenizer_free(tok);
     return test_exit("test_chat");
