@@ -569,16 +569,7 @@ builders.order_status = function(rng, aspects, st, clist)
 end
 
 local function sample_task(rng, aspects, family)
-  if family == nil then
-    local ec, w, tot = aspects.expected_calls or 1, {}, 0
-    for i, f in ipairs(families) do w[i] = 1.0 / (1 + math.abs(f.calls - (ec + 1))); tot = tot + w[i] end
-    local x = rng:float() * tot
-    family = families[#families].name
-    for i, f in ipairs(families) do
-      x = x - w[i]
-      if x < 0 then family = f.name; break end
-    end
-  end
+  family = family or pick_family(rng, families, aspects.expected_calls)
   local st, clist = gen_world(rng)
   local b = builders[family]
   if not b then error("unknown family '" .. tostring(family) .. "'") end

@@ -28,6 +28,22 @@ function spairs(t)
     end
 end
 
+-- a task family drawn for the curriculum's expected number of calls: family f has weight
+-- 1 / (1 + |f.calls - (expected_calls + 1)|), so families of about that length come up most
+function pick_family(rng, families, expected_calls)
+    local ec, w, tot = expected_calls or 1, {}, 0
+    for i, f in ipairs(families) do
+        w[i] = 1.0 / (1 + math.abs(f.calls - (ec + 1)))
+        tot = tot + w[i]
+    end
+    local x = rng:float() * tot
+    for i, f in ipairs(families) do
+        x = x - w[i]
+        if x < 0 then return f.name end
+    end
+    return families[#families].name
+end
+
 function deep_equal(a, b)
     if a == b then return true end
     if type(a) == "number" and type(b) == "number" then return a == b end
