@@ -6,8 +6,9 @@
 #include "err.h"
 #include "kernels.h"
 
-// every non-NULL tensor on the CPU, float (or I32 where named), with data
-static int check_all(const char *op, int n, const tensor_t *const *ts, const char *const *names) {
+// every non-NULL tensor on the CPU with data: I32 where bit i of i32 is set, F32 otherwise
+static int check_all(const char *op, int n, const tensor_t *const *ts, const char *const *names,
+                     unsigned i32) {
     for (int i = 0; i < n; i++) {
         const tensor_t *t = ts[i];
         if (!t) continue;
@@ -15,7 +16,7 @@ static int check_all(const char *op, int n, const tensor_t *const *ts, const cha
             return err_set("%s: %s is a CUDA tensor: backward ops are not implemented on CUDA yet", op,
                            names[i]);
         if (!t->data && tensor_numel(t) > 0) return err_set("%s: %s has no data", op, names[i]);
-        int want_i32 = names[i][0] == 'i' || names[i][0] == 'p'; // ids, pos
+        int want_i32 = (i32 >> i) & 1;
         if (want_i32 && t->dtype != DTYPE_I32)
             return err_set("%s: %s must be I32, found %s", op, names[i], dtype_name(t->dtype));
         if (!want_i32 && t->dtype != DTYPE_F32)
@@ -33,7 +34,7 @@ int op_matmul_backward(tensor_t *dx, tensor_t *dw, const tensor_t *dout, const t
     const char *op = "op_matmul_backward";
     const tensor_t *ts[] = {dx, dw, dout, x, w};
     const char *nm[] = {"dx", "dw", "dout", "x", "w"};
-    if (check_all(op, 5, ts, nm)) return -1;
+    if (check_all(op, 5, ts, nm, 0x0)) return -1;
     if (w->ndim != 2) return err_set("%s: w must be (O, I)", op);
     int64_t N = rows_of(x), I = cols_of(x), O = w->shape[0];
     if (w->shape[1] != I || rows_of(dout) != N || cols_of(dout) != O)
@@ -50,7 +51,7 @@ int op_rmsnorm_backward(tensor_t *dx, tensor_t *dw, const tensor_t *dout, const 
     const char *op = "op_rmsnorm_backward";
     const tensor_t *ts[] = {dx, dw, dout, x, w};
     const char *nm[] = {"dx", "dw", "dout", "x", "w"};
-    if (check_all(op, 5, ts, nm)) return -1;
+    if (check_all(op, 5, ts, nm, 0x0)) return -1;
     int64_t C = last_dim(x);
     if (tensor_numel(w) != C || (dw && tensor_numel(dw) != C))
         return err_set("%s: w and dw must have %" PRId64 " elements (x's last dim)", op, C);
@@ -63,7 +64,7 @@ int op_rope_backward(tensor_t *dx, const tensor_t *pos, double theta) {
     const char *op = "op_rope_backward";
     const tensor_t *ts[] = {dx, pos};
     const char *nm[] = {"dx", "pos"};
-    if (check_all(op, 2, ts, nm)) return -1;
+    if (check_all(op, 2, ts, nm, 0x2)) return -1;
     if (dx->ndim != 3 || dx->shape[2] % 2 || tensor_numel(pos) != dx->shape[0])
         return err_set("%s: dx must be (N, H, D) with D even and pos (N)", op);
     if (!(theta > 0)) return err_set("%s: theta must be > 0, found %g", op, theta);
@@ -75,7 +76,7 @@ int op_swiglu_backward(tensor_t *dgate, tensor_t *dup, const tensor_t *dout, con
     const char *op = "op_swiglu_backward";
     const tensor_t *ts[] = {dgate, dup, dout, gate, up};
     const char *nm[] = {"dgate", "dup", "dout", "gate", "up"};
-    if (check_all(op, 5, ts, nm)) return -1;
+    if (check_all(op, 5, ts, nm, 0x0)) return -1;
     int64_t n = tensor_numel(dout);
     if (tensor_numel(gate) != n || tensor_numel(up) != n || (dgate && tensor_numel(dgate) != n) ||
         (dup && tensor_numel(dup) != n))
@@ -87,7 +88,7 @@ int op_embedding_backward(tensor_t *dtable, const tensor_t *dout, const tensor_t
     const char *op = "op_embedding_backward";
     const tensor_t *ts[] = {dtable, dout, ids};
     const char *nm[] = {"dtable", "dout", "ids"};
-    if (check_all(op, 3, ts, nm)) return -1;
+    if (check_all(op, 3, ts, nm, 0x4)) return -1;
     if (dtable->ndim != 2) return err_set("%s: dtable must be (V, C)", op);
     int64_t N = tensor_numel(ids), C = dtable->shape[1];
     if (rows_of(dout) != N || cols_of(dout) != C)
@@ -101,7 +102,7 @@ int op_logsoftmax_gather_backward(tensor_t *dlogits, const tensor_t *logits, con
     const char *op = "op_logsoftmax_gather_backward";
     const tensor_t *ts[] = {dlogits, logits, ids, dlp};
     const char *nm[] = {"dlogits", "logits", "ids", "dlp"};
-    if (check_all(op, 4, ts, nm)) return -1;
+    if (check_all(op, 4, ts, nm, 0x4)) return -1;
     if (logits->ndim != 2) return err_set("%s: logits must be (N, V)", op);
     int64_t N = logits->shape[0];
     if (tensor_numel(dlogits) != tensor_numel(logits) || tensor_numel(ids) != N || tensor_numel(dlp) != N)
@@ -114,7 +115,7 @@ int op_softmax_entropy(tensor_t *out, const tensor_t *logits, float temperature)
     const char *op = "op_softmax_entropy";
     const tensor_t *ts[] = {out, logits};
     const char *nm[] = {"out", "logits"};
-    if (check_all(op, 2, ts, nm)) return -1;
+    if (check_all(op, 2, ts, nm, 0x0)) return -1;
     if (logits->ndim != 2 || tensor_numel(out) != logits->shape[0])
         return err_set("%s: logits must be (N, V) and out (N)", op);
     if (!(temperature > 0)) return err_set("%s: temperature must be > 0, found %g", op, temperature);
@@ -127,7 +128,7 @@ int op_attention_backward(tensor_t *dq, tensor_t *dk, tensor_t *dv, const tensor
     const tensor_t *ts[] = {dq, dk, dv, dout, q, k, v};
     const char *nm[] = {"dq", "dk", "dv", "dout", "q", "k", "v"};
     if (!dq || !dk || !dv) return err_set("%s: dq, dk and dv are required", op);
-    if (check_all(op, 7, ts, nm)) return -1;
+    if (check_all(op, 7, ts, nm, 0x0)) return -1;
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
         return err_set("%s: q, k, v must be (B, T, H, D)", op);
     for (int i = 0; i < 4; i++)
