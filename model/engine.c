@@ -48,6 +48,7 @@ struct engine {
     eseq_t *seqs;        // (max_seqs)
     uint64_t next_order;
     sampler_t *samplers; // one per thread
+    int32_t **allowed;   // (n_samplers, V) ids a logits hook allowed, one per thread
     int n_samplers;
     qwen3_chunk_t *chunks; // (max_seqs)
     int *chunk_seq;        // (max_seqs) engine sequence of each chunk
@@ -122,8 +123,12 @@ void engine_free(engine_t *e) {
             free(e->seqs[i].tokens);
             free(e->seqs[i].logprobs);
         }
-    for (int i = 0; i < e->n_samplers; i++) sampler_free(&e->samplers[i]);
+    for (int i = 0; i < e->n_samplers; i++) {
+        sampler_free(&e->samplers[i]);
+        free(e->allowed[i]);
+    }
     free(e->samplers);
+    free(e->allowed);
     qwen3_state_free(&e->st);
     kvcache_free(&e->kv);
     free(e->seqs);
@@ -310,10 +315,17 @@ static int ensure_samplers(engine_t *e) {
     int want = omp_get_max_threads();
     if (want <= e->n_samplers) return 0;
     sampler_t *ns = realloc(e->samplers, (size_t)want * sizeof(sampler_t));
-    if (!ns) return err_set("engine: out of memory");
-    e->samplers = ns;
+    if (ns) e->samplers = ns;
+    int32_t **na = ns ? realloc(e->allowed, (size_t)want * sizeof(int32_t *)) : NULL;
+    if (!na) return err_set("engine: out of memory");
+    e->allowed = na;
     for (int i = e->n_samplers; i < want; i++) {
         if (sampler_init(&e->samplers[i], e->m->cfg.vocab_size)) return -1;
+        e->allowed[i] = malloc((size_t)e->m->cfg.vocab_size * sizeof(int32_t));
+        if (!e->allowed[i]) {
+            sampler_free(&e->samplers[i]);
+            return err_set("engine: out of memory");
+        }
         e->n_samplers = i + 1;
     }
     return 0;
@@ -387,18 +399,23 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
     for (int j = 0; j < nc; j++) {
         eseq_t *s = &e->seqs[e->chunk_seq[j]];
         if (!e->chunks[j].n_logits) continue;
-        sampler_t *sm = &e->samplers[omp_get_thread_num()];
+        int th = omp_get_thread_num();
+        sampler_t *sm = &e->samplers[th];
         float *logits = e->st.h_logits + (size_t)s->logit_row * e->m->cfg.vocab_size;
-        int32_t tok;
+        int32_t tok, *allowed = e->allowed[th];
         float lp;
+        int n_allowed = 0; // > 0: the hook listed the only finite entries
         if (s->gen.logits_hook &&
-            s->gen.logits_hook(s->gen.logits_ud, s->tokens + s->n_prompt, s->n_generated, logits,
-                               e->m->cfg.vocab_size)) {
+            (n_allowed = s->gen.logits_hook(s->gen.logits_ud, s->tokens + s->n_prompt, s->n_generated,
+                                            logits, e->m->cfg.vocab_size, allowed)) < 0) {
 #pragma omp atomic write
             hook_fail = j;
             continue;
         }
-        if (sampler_sample(sm, &s->gen.sampling, logits, s->gen.stream, (uint64_t)s->n_generated, &tok, &lp)) {
+        if (n_allowed > 0 ? sampler_sample_ids(sm, &s->gen.sampling, logits, allowed, n_allowed, s->gen.stream,
+                                               (uint64_t)s->n_generated, &tok, &lp)
+                          : sampler_sample(sm, &s->gen.sampling, logits, s->gen.stream, (uint64_t)s->n_generated,
+                                           &tok, &lp)) {
 #pragma omp atomic write
             fail = j;
             continue;

@@ -46,8 +46,11 @@ typedef struct {
     // generated tokens so far and its logits row (vocab), which it may change in place (e.g. -inf
     // on disallowed tokens; engine_last_logits then shows the changed row); the sampled token
     // shows up in the next call's `generated`. Runs on the sampling threads, one call per
-    // sequence at a time. Nonzero fails engine_step. The log-prob is then that of the changed row.
-    int (*logits_hook)(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab);
+    // sequence at a time. The log-prob is then that of the changed row. Returns 0, or n > 0 when
+    // it left only n entries finite and listed their ids, ascending, in `allowed` (room for vocab
+    // ids): sampling then touches only those (sampler_sample_ids). < 0 fails engine_step.
+    int (*logits_hook)(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab,
+                       int32_t *allowed);
     void *logits_ud;
 } engine_gen_t;
 

@@ -41,8 +41,12 @@ static inline float exp_nonpos(float x) {
     return p * two_k.f;
 }
 
+// Both are also built for AVX2 (8 float lanes instead of SSE2's 4), picked at load time. No FMA:
+// every element is computed with the same roundings on either path, so results are identical.
+#define ROW_CLONES __attribute__((target_clones("avx2", "default")))
+
 // the max in 16 independent lanes (a select per lane vectorizes; a single running max does not)
-static float row_max(const float *x, int n) {
+ROW_CLONES static float row_max(const float *x, int n) {
     float lane[16];
     for (int j = 0; j < 16; j++) lane[j] = -INFINITY;
     int n16 = n / 16 * 16;
@@ -55,7 +59,7 @@ static float row_max(const float *x, int n) {
 }
 
 // e[i] = e^((x[i] - m) * inv_t); returns their sum (8 double lanes, summed in a fixed order)
-static double row_exp(const float *x, int n, float m, float inv_t, float *e) {
+ROW_CLONES static double row_exp(const float *x, int n, float m, float inv_t, float *e) {
     double lane[8] = {0};
     int n8 = n / 8 * 8;
     for (int i = 0; i < n8; i += 8)
@@ -150,6 +154,63 @@ static int select_top_k(const float *prob, int32_t *idx, int n, int k) {
     return size;
 }
 
+// the candidates: ids[0..n) when ids is given (ascending), else 0..n-1 (the whole row)
+static inline int32_t cand_id(const int32_t *ids, int i) { return ids ? ids[i] : (int32_t)i; }
+
+// draws from e (unnormalized probabilities, summing to total over the n candidates) with the
+// uniform u, applying top-k / top-p; best: the most likely candidate (the lowest id on ties)
+static int32_t sample_from(sampler_t *s, const sampler_params_t *p, const float *e, const int32_t *ids,
+                           int n_cand, double total, int32_t best, double u) {
+    int32_t tok = -1;
+    int top_k = p->top_k > 0 && p->top_k < n_cand ? p->top_k : 0;
+    int top_p = p->top_p < 1.0f;
+    if (!top_k && !top_p) { // the full distribution, walked in id order
+        double target = u * total, cum = 0;
+        for (int i = 0; i < n_cand && tok < 0; i++)
+            if ((cum += e[cand_id(ids, i)]) > target) tok = cand_id(ids, i);
+        return tok < 0 ? best : tok; // rounding left the target past the end
+    }
+    int32_t *idx = s->idx;
+    int n = 0;
+    if (top_k) {
+        for (int i = 0; i < n_cand; i++) idx[i] = cand_id(ids, i);
+        n = select_top_k(e, idx, n_cand, top_k);
+    } else {
+        // top-p alone: a token whose probability is below (1 - p) / (n_cand - 1) can never be in
+        // the nucleus unless it is the best one; sort only the rest (checked below)
+        double cut = (1.0 - p->top_p) / (double)(n_cand > 1 ? n_cand - 1 : 1) * total;
+        for (int i = 0; i < n_cand; i++)
+            if (e[cand_id(ids, i)] >= cut || cand_id(ids, i) == best) idx[n++] = cand_id(ids, i);
+        tl_prob = e;
+        qsort(idx, (size_t)n, sizeof *idx, cand_cmp);
+    }
+    double mass = 0; // of the candidates (the top-k set, renormalized, when top-k is on)
+    if (top_k)
+        for (int i = 0; i < n; i++) mass += e[idx[i]];
+    else
+        mass = total;
+    int keep = n;
+    if (top_p) { // smallest prefix with cumulative mass >= top_p * mass
+        double need = (double)p->top_p * mass, cum = 0;
+        keep = 0;
+        while (keep < n && cum < need) cum += e[idx[keep++]];
+        if (cum < need && !top_k) { // the cut was too eager (tiny vocab / tiny p): sort all
+            for (int i = 0; i < n_cand; i++) idx[i] = cand_id(ids, i);
+            tl_prob = e;
+            qsort(idx, (size_t)n_cand, sizeof *idx, cand_cmp);
+            n = n_cand, keep = 0, cum = 0;
+            while (keep < n && cum < need) cum += e[idx[keep++]];
+        }
+        if (keep == 0) keep = 1;
+    }
+    double kept = 0;
+    for (int i = 0; i < keep; i++) kept += e[idx[i]];
+    double target = u * kept, cum = 0;
+    for (int i = 0; i < keep && tok < 0; i++)
+        if ((cum += e[idx[i]]) > target) tok = idx[i];
+    return tok < 0 ? idx[keep - 1] : tok;
+}
+
 int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits, uint64_t stream,
                    uint64_t step, int32_t *token, float *logprob) {
     if (sampler_params_check(p)) return -1;
@@ -170,57 +231,32 @@ int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits,
     // e_i = exp((l_i - max) / T); sum over all V gives the full distribution's normalizer
     const float inv_t = 1.0f / p->temperature;
     double total = row_exp(logits, V, m, inv_t, e);
-    const double u = sampler_uniform(p->seed, stream, step);
-    int32_t tok = -1;
+    int32_t tok = sample_from(s, p, e, NULL, V, total, best, sampler_uniform(p->seed, stream, step));
+    *token = tok;
+    *logprob = (float)((double)((logits[tok] - m) * inv_t) - log(total));
+    return 0;
+}
 
-    int top_k = p->top_k > 0 && p->top_k < V ? p->top_k : 0;
-    int top_p = p->top_p < 1.0f;
-    if (!top_k && !top_p) { // the full distribution, walked in id order
-        double target = u * total, cum = 0;
-        for (int i = 0; i < V && tok < 0; i++)
-            if ((cum += e[i]) > target) tok = i;
-        if (tok < 0) tok = best; // rounding left the target past the end
-    } else {
-        int32_t *idx = s->idx;
-        int n = 0;
-        if (top_k) {
-            for (int i = 0; i < V; i++) idx[i] = i;
-            n = select_top_k(e, idx, V, top_k);
-        } else {
-            // top-p alone: a token whose probability is below (1 - p) / (V - 1) can never be in the
-            // nucleus unless it is the best one; sort only the rest (checked below)
-            double cut = (1.0 - p->top_p) / (double)(V > 1 ? V - 1 : 1) * total;
-            for (int i = 0; i < V; i++)
-                if (e[i] >= cut || i == best) idx[n++] = i;
-            tl_prob = e;
-            qsort(idx, (size_t)n, sizeof *idx, cand_cmp);
-        }
-        double mass = 0; // of the candidates (the top-k set, renormalized, when top-k is on)
-        if (top_k)
-            for (int i = 0; i < n; i++) mass += e[idx[i]];
-        else
-            mass = total;
-        int keep = n;
-        if (top_p) { // smallest prefix with cumulative mass >= top_p * mass
-            double need = (double)p->top_p * mass, cum = 0;
-            keep = 0;
-            while (keep < n && cum < need) cum += e[idx[keep++]];
-            if (cum < need && !top_k) { // the cut was too eager (tiny vocab / tiny p): sort all
-                for (int i = 0; i < V; i++) idx[i] = i;
-                tl_prob = e;
-                qsort(idx, (size_t)V, sizeof *idx, cand_cmp);
-                n = V, keep = 0, cum = 0;
-                while (keep < n && cum < need) cum += e[idx[keep++]];
-            }
-            if (keep == 0) keep = 1;
-        }
-        double kept = 0;
-        for (int i = 0; i < keep; i++) kept += e[idx[i]];
-        double target = u * kept, cum = 0;
-        for (int i = 0; i < keep && tok < 0; i++)
-            if ((cum += e[idx[i]]) > target) tok = idx[i];
-        if (tok < 0) tok = idx[keep - 1];
+int sampler_sample_ids(sampler_t *s, const sampler_params_t *p, const float *logits, const int32_t *ids,
+                       int n, uint64_t stream, uint64_t step, int32_t *token, float *logprob) {
+    if (sampler_params_check(p)) return -1;
+    const int V = s->vocab_size;
+    if (n < 1 || n > V) return err_set("sampler: %d allowed ids (expected 1 .. %d)", n, V);
+    float m = -INFINITY;
+    int32_t best = -1; // the first (lowest) id holding the max
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= V || (i > 0 && ids[i] <= ids[i - 1]))
+            return err_set("sampler: allowed id %d at %d is out of range [0, %d) or not ascending", ids[i], i, V);
+        if (logits[ids[i]] > m) m = logits[ids[i]], best = ids[i];
     }
+    if (!isfinite(m)) return err_set("sampler: the allowed logits hold no finite maximum (NaN or inf)");
+    // as sampler_sample, with e = 0 off the list (greedy: temperature 1 for the log-prob)
+    const float inv_t = p->temperature == 0 ? 1.0f : 1.0f / p->temperature;
+    float *e = s->prob;
+    double total = 0;
+    for (int i = 0; i < n; i++) total += (e[ids[i]] = exp_nonpos((logits[ids[i]] - m) * inv_t));
+    int32_t tok = p->temperature == 0 ? best
+                : sample_from(s, p, e, ids, n, total, best, sampler_uniform(p->seed, stream, step));
     *token = tok;
     *logprob = (float)((double)((logits[tok] - m) * inv_t) - log(total));
     return 0;

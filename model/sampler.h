@@ -35,3 +35,7 @@ int sampler_params_check(const sampler_params_t *p);
 // draws a token from logits (V); writes it and its log-prob (see above)
 int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits, uint64_t stream,
                    uint64_t step, int32_t *token, float *logprob);
+// the same draw when only logits[ids[0..n)] are finite (ids ascending; e.g. the ids a grammar
+// allows): touches only those entries, so its cost is O(n), not O(V). The log-prob is over them.
+int sampler_sample_ids(sampler_t *s, const sampler_params_t *p, const float *logits, const int32_t *ids,
+                       int n, uint64_t stream, uint64_t step, int32_t *token, float *logprob);

@@ -206,6 +206,8 @@ typedef struct {
 typedef struct { // cached per mask key
     uint8_t *need;   // (V) string-body states: bytes of room a token needs (255: never)
     uint64_t *bits;  // (V/64) other states: allowed tokens
+    int32_t *ids;    // (n_ids) other states: the allowed tokens, ascending, when few (else NULL)
+    int n_ids;
     int max_t;       // max over consumable tokens of T(next state)
     int t;           // T(s)
     int32_t t0;      // the first closing token
@@ -497,6 +499,7 @@ static void gentry_free(void *p) {
     if (!e) return;
     free(e->need);
     free(e->bits);
+    free(e->ids);
     free(e);
 }
 
@@ -900,6 +903,28 @@ static int closing_tokens(gram_t *g, const gram_state_t *s, int32_t *t0) {
     return T;
 }
 
+// states allowing at most this many of V tokens keep them as a list (sampled with
+// sampler_sample_ids: a scalar pass over the list beats a vector pass over the row)
+#define GRAM_LIST_MAX(V) ((V) / 8)
+
+// the row passes below are also built for AVX2 (picked at load time; plain selects and stores)
+#define GRAM_ROW_CLONES __attribute__((target_clones("avx2", "default")))
+
+// string bodies: -INF where a token needs more than lim bytes of room (a select: vectorizes)
+GRAM_ROW_CLONES static void mask_need(float *logits, const uint8_t *need, uint8_t lim, int V) {
+    for (int i = 0; i < V; i++) logits[i] = need[i] > lim ? -INFINITY : logits[i];
+}
+
+// sets logits[0..vocab) to -INF except at ids[0..n) (ascending, < vocab), which keep their values
+GRAM_ROW_CLONES static void fill_except(float *logits, int vocab, const int32_t *ids, int n) {
+    int from = 0;
+    for (int i = 0; i <= n; i++) {
+        int to = i < n ? ids[i] : vocab;
+        for (int j = from; j < to; j++) logits[j] = -INFINITY;
+        from = to + 1;
+    }
+}
+
 // computes the mask entry of a state (called with the lock held)
 static gentry_t *entry_compute(gram_t *g, const gram_state_t *s0) {
     double t_start = now_s();
@@ -964,6 +989,20 @@ static gentry_t *entry_compute(gram_t *g, const gram_state_t *s0) {
         else
             e->bits[id >> 6] |= 1ull << (id & 63);
     }
+    if (!sb) { // a short list of the allowed ids lets masking and sampling skip the rest of the row
+        int n = 0;
+        for (int w = 0; w * 64 < v->V; w++) n += __builtin_popcountll(e->bits[w]);
+        if (n <= GRAM_LIST_MAX(v->V)) {
+            e->ids = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+            if (!e->ids) {
+                gentry_free(e);
+                err_set("grammar: out of memory");
+                return NULL;
+            }
+            for (int w = 0; w * 64 < v->V; w++)
+                for (uint64_t b = e->bits[w]; b; b &= b - 1) e->ids[e->n_ids++] = w * 64 + __builtin_ctzll(b);
+        }
+    }
     g->stats.n_states++;
     g->stats.precompute_s += now_s() - t_start;
     return e;
@@ -1027,53 +1066,60 @@ int gram_seq_advance(gram_seq_t *q, const int32_t *generated, int n) {
     return q->rejected ? -1 : 0;
 }
 
-int gram_logits_hook(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab) {
-    gram_seq_t *q = ud;
+// masks the row; returns the number of allowed ids written to `allowed` (0: not listed), -1 on error
+static int mask_row(gram_seq_t *q, const int32_t *generated, int n_generated, float *logits, int vocab,
+                    int32_t *allowed) {
     gram_t *g = q->g;
     const gram_vocab_t *v = g->vocab;
     double t_start = now_s(), compute_s = 0; // mask time excludes a first-visit precompute
     gram_seq_advance(q, generated, n_generated);
     int V = vocab < v->V ? vocab : v->V;
-    int forced = 0;
+    int forced = 0, n_list = 0;
+    int32_t list[8]; // a short list made here (end ids / the closing token)
+    const int32_t *ids = NULL;
     if (q->rejected || gram_done(&q->st)) { // only an end id
-        float keep[8];
-        int ne = v->n_end < 8 ? v->n_end : 8;
-        for (int i = 0; i < ne; i++) keep[i] = v->end_ids[i] < vocab ? logits[v->end_ids[i]] : 0;
-        for (int i = 0; i < vocab; i++) logits[i] = -INFINITY;
-        for (int i = 0; i < ne; i++)
-            if (v->end_ids[i] < vocab) logits[v->end_ids[i]] = keep[i];
+        for (int i = 0; i < v->n_end && n_list < 8; i++) {
+            int32_t id = v->end_ids[i];
+            if (id < 0 || id >= vocab) continue;
+            int at = n_list++; // insertion sort: the list is ascending
+            while (at > 0 && list[at - 1] > id) list[at] = list[at - 1], at--;
+            list[at] = id;
+        }
+        ids = list;
     } else {
         gentry_t *e = entry_get(g, &q->st, &compute_s);
         if (!e) return -1;
         int R = q->max_tokens - n_generated;
-        if (e->max_t <= R - 1) {
-            if (e->need) {
-                const gram_frame_t *f = &q->st.f[q->st.n - 1];
-                int rem = g->nodes[f->node].max_len - f->count;
-                uint8_t lim = (uint8_t)(rem < 254 ? rem : 254);
-                const uint8_t *need = e->need;
-                for (int i = 0; i < V; i++) // a select: vectorizes
-                    logits[i] = need[i] > lim ? -INFINITY : logits[i];
-            } else {
-                for (int w = 0; w * 64 < V; w++) {
-                    uint64_t bits = e->bits[w];
-                    if (bits == ~0ull) continue;
-                    int hi = (w + 1) * 64 < V ? (w + 1) * 64 : V;
-                    if (bits == 0) {
-                        for (int i = w * 64; i < hi; i++) logits[i] = -INFINITY;
-                        continue;
-                    }
-                    for (int i = w * 64; i < hi; i++)
-                        logits[i] = (bits >> (i & 63)) & 1 ? logits[i] : -INFINITY;
-                }
-            }
-        } else {
+        if (e->max_t > R - 1) {
             forced = 1;
-            float keep = logits[e->t0];
-            for (int i = 0; i < vocab; i++) logits[i] = -INFINITY;
-            logits[e->t0] = keep;
+            list[n_list++] = e->t0;
+            ids = list;
+        } else if (e->ids && v->V <= vocab) {
+            ids = e->ids, n_list = e->n_ids;
+        } else if (e->need) {
+            const gram_frame_t *f = &q->st.f[q->st.n - 1];
+            int rem = g->nodes[f->node].max_len - f->count;
+            uint8_t lim = (uint8_t)(rem < 254 ? rem : 254);
+            mask_need(logits, e->need, lim, V);
+        } else {
+            for (int w = 0; w * 64 < V; w++) {
+                uint64_t bits = e->bits[w];
+                if (bits == ~0ull) continue;
+                int hi = (w + 1) * 64 < V ? (w + 1) * 64 : V;
+                if (bits == 0) {
+                    for (int i = w * 64; i < hi; i++) logits[i] = -INFINITY;
+                    continue;
+                }
+                for (int i = w * 64; i < hi; i++)
+                    logits[i] = (bits >> (i & 63)) & 1 ? logits[i] : -INFINITY;
+            }
         }
-        for (int i = V; i < vocab; i++) logits[i] = -INFINITY;
+        if (!ids)
+            for (int i = V; i < vocab; i++) logits[i] = -INFINITY;
+    }
+    if (ids) {
+        fill_except(logits, vocab, ids, n_list);
+        if (allowed) memcpy(allowed, ids, (size_t)n_list * sizeof(int32_t));
     }
     double dt = now_s() - t_start - compute_s;
     pthread_mutex_lock(&g->mu);
@@ -1081,5 +1127,14 @@ int gram_logits_hook(void *ud, const int32_t *generated, int n_generated, float 
     g->stats.mask_s += dt;
     g->stats.n_forced += (uint64_t)forced;
     pthread_mutex_unlock(&g->mu);
-    return 0;
+    return allowed ? n_list : 0;
+}
+
+int gram_logits_hook(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab) {
+    return mask_row(ud, generated, n_generated, logits, vocab, NULL) < 0 ? -1 : 0;
+}
+
+int gram_engine_hook(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab,
+                     int32_t *allowed) {
+    return mask_row(ud, generated, n_generated, logits, vocab, allowed);
 }

@@ -1,7 +1,8 @@
 // sim/grammar: constrained JSON decoding. A JSON schema (the subset the LM roles need) compiles to
 // a deterministic byte automaton; per automaton state, the set of token ids whose bytes the state
 // can consume is computed once (lazily, on first visit) and cached, so masking a sampled token's
-// logits is a hash lookup + one pass over the vocabulary row.
+// logits is a hash lookup + one pass over the vocabulary row (for states that allow only a few
+// tokens, a fill of -INF around their cached list, which the engine hook also hands to the sampler).
 //
 // Language accepted (compact JSON: no whitespace anywhere outside strings):
 //   object with "properties"  -> every property, in schema order, each exactly once ("required" is
@@ -136,3 +137,8 @@ int gram_seq_advance(gram_seq_t *q, const int32_t *generated, int n);
 // engine_gen_t.logits_hook: advances over the tokens sampled since the last call, then sets the
 // logits of every token not allowed now to -INFINITY. ud: a gram_seq_t.
 int gram_logits_hook(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab);
+// the same as an engine_gen_t.logits_hook: when the state allows only a few tokens (structure,
+// enum values, a forced closing, the end) it also lists them in `allowed` and returns their count,
+// so the engine samples over those alone; 0 when the row was masked in full (string bodies)
+int gram_engine_hook(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab,
+                     int32_t *allowed);

@@ -398,7 +398,7 @@ static int start(roles_t *r, slot_t *s) {
     gen.sampling = r->sampling;
     gen.max_new_tokens = q->max_tokens;
     gen.stream = r->next_stream++;
-    gen.logits_hook = gram_logits_hook;
+    gen.logits_hook = gram_engine_hook;
     gen.logits_ud = &s->gs;
     s->seq = engine_add(r->engine, q->prompt.ids, q->prompt.n, &gen, -1);
     if (s->seq < 0) {
