@@ -23,6 +23,7 @@ static const subcommand_t SUBCOMMANDS[] = {
     {"sft", cmd_sft, "supervised fine-tuning on chat transcripts (JSONL), loss on assistant tokens"},
     {"env", cmd_env, "programmatic Lua environments: list, sample a task, play as the agent, oracle transcripts"},
     {"check-bfcl", cmd_check_bfcl, "judge candidate tool calls with the BFCL AST checker (verdicts JSONL)"},
+    {"eval", cmd_eval, "evaluate a checkpoint on a benchmark (BFCL single-turn): accuracy per category"},
     {"bench-generate", cmd_bench_generate, NULL}, // hidden: batched generation throughput
     {"bench-train", cmd_bench_train, NULL},       // hidden: forward+backward and optimizer timing
 };
