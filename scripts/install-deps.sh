@@ -8,11 +8,11 @@
 # The product itself never needs Python; the venv only feeds differential tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-want_tests=0 want_bench=0
+want_tests=0
 for a in "$@"; do
   case "$a" in
     --tests) want_tests=1 ;;
-    --bench) want_bench=1; want_tests=1 ;;
+    --bench) want_tests=1 ;;
     -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$a' (expected --tests or --bench)" >&2; exit 2 ;;
   esac
