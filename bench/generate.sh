@@ -28,31 +28,9 @@ HEAD_DIM=${HEAD_DIM:-64} INTERMEDIATE=${INTERMEDIATE:-768} TIE=${TIE:-1} DTYPE=$
 BATCHES=${BATCHES:-"1 16 64"} PROMPT_LEN=${PROMPT_LEN:-128} GEN_LEN=${GEN_LEN:-32}
 THREADS=${THREADS:-2} SEED=${SEED:-1} RUNS=${RUNS:-2}
 
-die() { echo "bench/generate.sh: $*" >&2; exit 1; }
-
-if [ ! -x "$TRUSTEE" ]; then
-  echo "bench/generate.sh: $TRUSTEE not found; building it"
-  cmake -S "$SRC" -B "$SRC/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$SRC/build" --target trustee -j "$(nproc)" >/dev/null
-  TRUSTEE=$SRC/build/trustee
-fi
-have_torch=1
-if ! "$PYTHON" -c 'import torch, numpy' 2>/dev/null; then
-  echo "bench/generate.sh: $PYTHON cannot import torch + numpy (scripts/install-deps.sh --bench); torch columns left empty" >&2
-  have_torch=0
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-tie_flag=(--tie)
-[ "$TIE" = 1 ] || tie_flag=(--untie)
-"$TRUSTEE" init-model --out "$tmp/model" --hidden "$HIDDEN" --layers "$LAYERS" --heads "$HEADS" \
-  --kv-heads "$KV_HEADS" --head-dim "$HEAD_DIM" --intermediate "$INTERMEDIATE" "${tie_flag[@]}" \
-  --dtype "$DTYPE" --seed "$SEED" >"$tmp/init.log" 2>&1 || { cat "$tmp/init.log" >&2; die "trustee init-model failed"; }
-
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-echo "machine: $(nproc) cores, ${cpu:-unknown CPU}, $(uname -sr)"
-echo "trustee: $TRUSTEE ($("$TRUSTEE" --version 2>/dev/null || echo '?')), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
+BENCH_NAME=bench/generate.sh
+# shellcheck source=bench/common.sh
+source "$SRC/bench/common.sh"
 if [ "$have_torch" = 1 ]; then
   echo "torch:   $("$PYTHON" -c 'import torch; print(torch.__version__)') (eager, float32, OpenBLAS), $PYTHON," \
        "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}"

@@ -648,10 +648,7 @@ oracles.remove_attendee = function(task, s, steps)
 end
 
 local function oracle(task)
-  local steps = {}
-  local keys = {}
-  for k in spairs(task.facts) do keys[#keys + 1] = k end
-  if #keys > 0 then steps[1] = {ask = keys} end
+  local steps = ask_facts_first(task)
   oracles[task.family](task, task.solution, steps)
   return steps
 end

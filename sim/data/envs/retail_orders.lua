@@ -585,12 +585,6 @@ local function sample_task(rng, aspects, family)
 end
 
 ---------------------------------------------------------------- oracle
-local function ask_steps(task)
-  local keys = {}
-  for k in spairs(task.facts) do keys[#keys + 1] = k end
-  if #keys == 0 then return {} end
-  return {{ask = keys}}
-end
 local function addr_args(a, extra)
   local r = {street = a.street, city = a.city, state = a.state, zip = a.zip}
   for k, v in pairs(extra) do r[k] = v end
@@ -640,7 +634,7 @@ oracles.order_status = function(task, s, steps)
 end
 
 local function oracle(task)
-  local steps = ask_steps(task)
+  local steps = ask_facts_first(task)
   oracles[task.family](task, task.solution, steps)
   return steps
 end

@@ -44,6 +44,15 @@ function pick_family(rng, families, expected_calls)
     return families[#families].name
 end
 
+-- the oracle's opening: one question asking the user for every hidden fact (none when the query
+-- left nothing out); returns the steps list for the family's oracle to append to
+function ask_facts_first(task)
+    local keys = {}
+    for k in spairs(task.facts) do keys[#keys + 1] = k end
+    if #keys == 0 then return {} end
+    return {{ask = keys}}
+end
+
 function deep_equal(a, b)
     if a == b then return true end
     if type(a) == "number" and type(b) == "number" then return a == b end
