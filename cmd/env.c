@@ -12,6 +12,7 @@
 #include "kernels/err.h"
 #include "sim/curriculum.h"
 #include "sim/luaenv.h"
+#include "sim/oracle.h"
 #include "sim/reward.h"
 
 static void usage(FILE *f) {
@@ -37,12 +38,6 @@ static void usage(FILE *f) {
             "          JSON line per task: {\"messages\": [...], \"tools\": [...]} (Qwen3 chat form read\n"
             "          by chat_load_json and `trustee sft`). Without --difficulty, D is spread\n"
             "          evenly over 1..100 across the N tasks.\n");
-}
-
-static luaenv_t *open_env(const char *name) {
-    size_t n = strlen(name);
-    if (n > 4 && strcmp(name + n - 4, ".lua") == 0) return luaenv_load_file(name);
-    return luaenv_load_embedded(name);
 }
 
 static int env_list(int argc, char **argv) {
@@ -113,7 +108,7 @@ static int env_sample(int argc, char **argv) {
     opts_t o = {0};
     args_init(&a, argc, argv);
     if (parse(&a, &o, 0)) return cmd_fail("env sample");
-    luaenv_t *e = open_env(o.env);
+    luaenv_t *e = luaenv_open(o.env);
     if (!e) return cmd_fail("env sample");
     json_t *t = sample(e, o.difficulty, o.seed, o.family);
     if (!t) {
@@ -138,7 +133,7 @@ static int env_play(int argc, char **argv) {
     opts_t o = {0};
     args_init(&a, argc, argv);
     if (parse(&a, &o, 0)) return cmd_fail("env play");
-    luaenv_t *e = open_env(o.env);
+    luaenv_t *e = luaenv_open(o.env);
     if (!e) return cmd_fail("env play");
     json_t *t = sample(e, o.difficulty, o.seed, o.family);
     luaenv_episode_t ep;
@@ -214,7 +209,11 @@ static int env_oracle(int argc, char **argv) {
     opts_t o = {0};
     args_init(&a, argc, argv);
     if (parse(&a, &o, 1)) return cmd_fail("env oracle");
-    luaenv_t *e = open_env(o.env);
+    if (o.n > 100000000) {
+        err_set("--n must be at most 100000000, found %ld", o.n);
+        return cmd_fail("env oracle");
+    }
+    luaenv_t *e = luaenv_open(o.env);
     if (!e) return cmd_fail("env oracle");
     FILE *f = fopen(o.out, "w");
     if (!f) {
@@ -222,28 +221,22 @@ static int env_oracle(int argc, char **argv) {
         luaenv_free(e);
         return cmd_fail("env oracle");
     }
-    int rc = 0;
+    // a fixed --difficulty D is the range [D, D]; else D is spread over [1, 100]
+    int d_lo = o.have_difficulty ? (int)o.difficulty : CURRICULUM_D_MIN;
+    int d_hi = o.have_difficulty ? (int)o.difficulty : CURRICULUM_D_MAX;
     double sum = 0;
-    for (long i = 0; i < o.n && rc == 0; i++) {
-        long d = o.have_difficulty ? o.difficulty : (o.n == 1 ? 1 : 1 + i * 99 / (o.n - 1));
-        json_t *t = sample(e, d, o.seed + i, o.family);
-        if (!t) {
-            rc = -1;
-            break;
-        }
-        json_t *messages = json_array();
-        double s;
-        rc = luaenv_run_oracle(e, t, -1, messages, &s);
-        if (rc == 0) {
-            json_t *line = json_pack("{s:o, s:o}", "messages", messages, "tools", luaenv_task_tools(e, t));
-            char *text = json_dumps(line, JSON_COMPACT);
-            fprintf(f, "%s\n", text);
-            free(text);
-            json_decref(line);
-            sum += s;
-        } else json_decref(messages);
-        json_decref(t);
+    json_t *convs = json_array();
+    int rc = convs ? luaenv_oracle_append(e, (int)o.n, (uint64_t)o.seed, d_lo, d_hi, o.family, convs, &sum)
+                   : err_set("out of memory");
+    size_t i;
+    json_t *conv;
+    if (convs) json_array_foreach(convs, i, conv) { // also the ones before a failure
+        char *text = json_dumps(conv, JSON_COMPACT);
+        if (text) fprintf(f, "%s\n", text);
+        else if (rc == 0) rc = err_set("out of memory");
+        free(text);
     }
+    json_decref(convs);
     if (fclose(f) != 0 && rc == 0) rc = err_set("%s: write failed", o.out);
     if (rc) {
         luaenv_free(e);

@@ -15,6 +15,7 @@ typedef struct {
 } subcommand_t;
 
 static const subcommand_t SUBCOMMANDS[] = {
+    {"train", cmd_train, "run the TRUSTEE loop: rollouts in simulated environments, GRPO, curriculum"},
     {"init-model", cmd_init_model, "write a random-init Qwen3 checkpoint (HF config + safetensors + tokenizer)"},
     {"generate", cmd_generate, "generate a continuation of a prompt or a chat with a Qwen3 model"},
     {"logits", cmd_logits, "print the last-position logits for a list of token ids"},

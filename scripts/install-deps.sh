@@ -2,7 +2,9 @@
 # Installs what trustee needs on Debian 12 (idempotent; needs root or sudo).
 #   scripts/install-deps.sh            build + run dependencies (Debian packages only)
 #   scripts/install-deps.sh --tests    + the test-time references: Debian's python3-torch (the
-#                                      eager PyTorch peer, safetensors checks) and a Python venv
+#                                      eager PyTorch peer, safetensors checks), python3-msgpack
+#                                      (msgpack cross-check), clang + libclang-rt-14-dev (libFuzzer
+#                                      targets of comm/msg) and a Python venv
 #                                      (.venv) with HF tokenizers, numpy, jinja2 from PyPI
 #   scripts/install-deps.sh --bench    the same as --tests (the benchmarks use the same peers)
 # The product itself never needs Python; the venv only feeds differential tests.
@@ -13,7 +15,7 @@ for a in "$@"; do
   case "$a" in
     --tests) want_tests=1 ;;
     --bench) want_tests=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$a' (expected --tests or --bench)" >&2; exit 2 ;;
   esac
 done
@@ -25,7 +27,7 @@ pkgs=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libmsgpack-dev
       libopenblas-dev libutf8proc-dev libonig-dev libjansson-dev liblua5.4-dev
       python3 python3-h5py python3-numpy python3-venv)
-[ "$want_tests" = 1 ] && pkgs+=(python3-torch)
+[ "$want_tests" = 1 ] && pkgs+=(python3-torch python3-msgpack clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,7 +11,8 @@ target_link_libraries(io_load PRIVATE trustee_model)
 
 # ---- ASan + UBSan copies: every CPU library source (no CUDA), io_load and the trustee binary ----
 file(GLOB IO_ASAN_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/*.c ${CMAKE_SOURCE_DIR}/kernels/cpu/*.c
-     ${CMAKE_SOURCE_DIR}/model/*.c ${CMAKE_SOURCE_DIR}/learner/*.c ${CMAKE_SOURCE_DIR}/sim/*.c)
+     ${CMAKE_SOURCE_DIR}/model/*.c ${CMAKE_SOURCE_DIR}/learner/*.c ${CMAKE_SOURCE_DIR}/sim/*.c
+     ${CMAKE_SOURCE_DIR}/comm/*.c ${CMAKE_SOURCE_DIR}/rollout/*.c)
 file(GLOB IO_ASAN_CMD_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cmd/*.c)
 set(IO_SANITIZE -fsanitize=address,undefined -fno-omit-frame-pointer)
 add_library(trustee_asan_lib STATIC ${IO_ASAN_SRC} ${CMAKE_SOURCE_DIR}/model/embedded.S
@@ -22,7 +23,8 @@ target_compile_options(trustee_asan_lib PRIVATE
                        $<$<COMPILE_LANGUAGE:ASM>:-Wa,-I${CMAKE_SOURCE_DIR}/model/data>)
 target_link_options(trustee_asan_lib PUBLIC ${IO_SANITIZE})
 target_link_libraries(trustee_asan_lib PUBLIC PkgConfig::OPENBLAS OpenMP::OpenMP_C m PkgConfig::JANSSON
-                      PkgConfig::UTF8PROC PkgConfig::ONIG PkgConfig::LUA)
+                      PkgConfig::UTF8PROC PkgConfig::ONIG PkgConfig::LUA MPI::MPI_C hdf5::hdf5
+                      PkgConfig::MSGPACK)
 set_source_files_properties(${CMAKE_SOURCE_DIR}/model/embedded.S PROPERTIES OBJECT_DEPENDS
   "${CMAKE_SOURCE_DIR}/model/data/qwen3-tokenizer/tokenizer.json;${CMAKE_SOURCE_DIR}/model/data/qwen3-tokenizer/tokenizer_config.json")
 
