@@ -621,7 +621,8 @@ static int copy_rows(runlog_t *r, hid_t old, const char *old_path, const int64_t
             hid_t ms = H5Screate_simple(1, &count, NULL);
             if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
                 H5Dread(ds, r->mtype[k], ms, fs, H5P_DEFAULT, buf) < 0)
-                rc = err_set("%s: reading %s failed: %s", old_path, DS_INFO[k].name, h5_detail());
+                rc = err_set("%s: reading %s failed: %s (after a crash and `h5clear -s`, run "
+                             "`h5clear -s --increment` on it)", old_path, DS_INFO[k].name, h5_detail());
             H5Sclose(ms);
             if (rc == 0) rc = ds_append(r, k, buf, (int64_t)count);
         }
@@ -650,9 +651,13 @@ static runlog_t *resume_impl(const char *path, const runlog_pos_t *pos, const js
         err_set("%s: not an HDF5 file (expected a trustee run log)", path);
         return NULL;
     }
-    // 1. the old file, as a SWMR reader (works on a file a crashed writer left marked open)
+    // 1. the old file: a plain read-only open works on a cleanly closed file (and on one cleared
+    // with h5clear); a file a crashed writer left marked open refuses it and is read as a SWMR
+    // reader instead (a SWMR reader must not be used on an h5clear'ed file: with the stale
+    // end-of-allocation h5clear -s leaves behind, its reads hang, retrying)
     hid_t fapl = fapl_latest();
-    hid_t old = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    hid_t old = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (old < 0) old = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
     if (old < 0) {
         err_set("%s: cannot open for reading: %s", path, h5_detail());
         H5Pclose(fapl);

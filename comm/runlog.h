@@ -19,8 +19,9 @@
 // Resume and crashes: a checkpoint stores runlog_position(); runlog_resume() rebuilds the file with
 // exactly the rows before that position (copying them into a new file that is renamed over the
 // old one), so rows of a step that was not checkpointed are dropped and none is duplicated. The
-// copy opens the old file as a SWMR reader, which works even when a crash (kill -9) left it marked
-// as open for SWMR writing (such a file refuses a normal read-write open).
+// copy opens the old file read-only, and as a SWMR reader when a crash (kill -9) left it marked as
+// open for SWMR writing (such a file refuses a normal open, read-write or read-only; checked on
+// HDF5 1.10.8). No compression: plain chunked datasets (docs/runlog.md says why).
 #pragma once
 #include <jansson.h>
 #include <stdint.h>

@@ -3,8 +3,8 @@
 
 usage: /usr/bin/python3 runlog_check.py RUN.h5 [--steps N] [--min-traj M] [--expect-eval]
 
-Opens the file as a SWMR reader (works while trustee is writing it, and on a file a crashed
-writer left marked open) and checks:
+Opens the file read-only, as a SWMR reader when a plain open is refused (a file trustee is
+writing, or one a crashed writer left marked open), and checks:
   - root attributes format == "trustee-runlog", format_version == 1; /config has attributes;
   - every dataset exists, 1-D, with every compound column under its name and dtype kind;
     /steps has the "reasons" attribute (ok, sim_error, turn_cap, token_cap, context_full);
@@ -60,10 +60,19 @@ def as_str(v):
     return str(v)
 
 
+def open_log(path):
+    """a closed (or h5clear'ed) file opens plainly; one being written, or left marked open by a
+    crashed writer, refuses that and is read as a SWMR reader"""
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        return h5py.File(path, "r", libver="latest", swmr=True)
+
+
 def check(path, steps=None, min_traj=None, expect_eval=False):
     errors = []
     err = errors.append
-    f = h5py.File(path, "r", libver="latest", swmr=True)
+    f = open_log(path)
     if as_str(f.attrs.get("format", "")) != "trustee-runlog":
         err(f"root attribute format = {f.attrs.get('format')!r}, expected 'trustee-runlog'")
     if int(f.attrs.get("format_version", -1)) != 1:
@@ -76,7 +85,8 @@ def check(path, steps=None, min_traj=None, expect_eval=False):
             err(f"dataset /{name} missing")
             continue
         ds = f[name]
-        ds.refresh()
+        if f.swmr_mode:
+            ds.refresh()
         if ds.ndim != 1 or ds.maxshape != (None,) or ds.chunks is None:
             err(f"/{name}: shape {ds.shape} maxshape {ds.maxshape} chunks {ds.chunks}, expected 1-D chunked unlimited")
         names = ds.dtype.names or ()
@@ -99,7 +109,8 @@ def check(path, steps=None, min_traj=None, expect_eval=False):
             err(f"dataset /{name} missing")
             continue
         ds = f[name]
-        ds.refresh()
+        if f.swmr_mode:
+            ds.refresh()
         if ds.ndim != 1 or ds.maxshape != (None,) or ds.dtype.kind != kind or ds.dtype.itemsize != size:
             err(f"/{name}: dtype {ds.dtype} shape {ds.shape} maxshape {ds.maxshape}, expected 1-D {kind}{size} unlimited")
         data[name] = ds[...]

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Compares two trustee run logs row by row, bit for bit, except the timing columns.
 
 usage: runlog_compare.py A.h5 B.h5 [--ignore-config KEY ...]

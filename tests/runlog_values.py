@@ -26,7 +26,10 @@ def eq(what, got, want):
         bad.append(f"{what}: got {got!r}, want {want!r}")
 
 
-f = h5py.File(path, "r", libver="latest", swmr=True)
+try:
+    f = h5py.File(path, "r")
+except OSError:  # being written, or left marked open by a crash
+    f = h5py.File(path, "r", libver="latest", swmr=True)
 st, cu, ev = f["steps"][...], f["curriculum"][...], f["eval"][...]
 rows = f["trajectories/rows"][...]
 ids, lps, mask = f["trajectories/ids"][...], f["trajectories/logprobs"][...], f["trajectories/mask"][...]
