@@ -14,6 +14,7 @@ int cmd_bench_train(int argc, char **argv); // cmd/bench_train.c (hidden)
 int cmd_check_bfcl(int argc, char **argv);  // cmd/check_bfcl.c
 int cmd_eval(int argc, char **argv);        // cmd/eval.c
 int cmd_train(int argc, char **argv);       // cmd/train.c
+int cmd_inspect(int argc, char **argv);     // cmd/inspect.c
 
 // prints "trustee <sub>: <err_msg()>" on stderr and returns 1 (for `return cmd_fail("sub")`)
 int cmd_fail(const char *sub);

@@ -47,13 +47,132 @@ static const char *EVAL_USAGE =
     "                       is also valid input for `trustee check-bfcl --candidates`\n"
     "  --max-tokens N       most tokens generated per entry (default 512)\n"
     "  --batch N            sequences generated at once (default 16)\n"
-    "  --threads N          CPU threads (default: all cores)\n";
+    "  --threads N          CPU threads (default: all cores)\n"
+    "  --results FILE.jsonl summarize an earlier --out file instead of generating (no --model needed):\n"
+    "                       per-category accuracy from its \"category\" and \"valid\" fields, then the\n"
+    "                       summaries\n"
+    "\n"
+    "After the categories come BFCL v4's summary scores, computed as BFCL's leaderboard computes them\n"
+    "(docs/bfcl.md): non-live = unweighted mean of simple, multiple, parallel, parallel_multiple;\n"
+    "live = entry-weighted mean of live_simple, live_multiple, live_parallel, live_parallel_multiple;\n"
+    "irrelevance = unweighted mean of irrelevance, live_irrelevance; overall = BFCL's 10/10/10 weights\n"
+    "of those three renormalized (multi-turn and agentic, 30 and 40 in BFCL, are not evaluated here).\n"
+    "A summary whose categories were not all evaluated prints N/A.\n";
 
 static const char *DEFAULT_CATEGORIES[] = {
     "simple_python", "multiple",      "parallel",      "parallel_multiple",      "irrelevance",
     "live_simple",   "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance",
 };
 #define N_DEFAULT_CATEGORIES ((int)(sizeof DEFAULT_CATEGORIES / sizeof *DEFAULT_CATEGORIES))
+
+// ---- BFCL v4 summary scores (docs/bfcl.md) ----
+
+typedef struct {
+    const char *name; // category
+    long n, valid;    // entries judged, valid ones
+} cat_score_t;
+
+// accuracy of category `name` (its entry count in *count), or -1 when it was not evaluated
+static double cat_acc(const cat_score_t *s, int n, const char *name, long *count) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s[i].name, name) && s[i].n > 0) {
+            if (count) *count = s[i].n;
+            return (double)s[i].valid / (double)s[i].n;
+        }
+    return -1;
+}
+
+// one summary: the unweighted (weighted = 0) or entry-weighted mean of the named categories' accuracies;
+// -1 when one of them was not evaluated (its name goes to *missing)
+static double cat_mean(const cat_score_t *s, int n, const char *const *names, int k, int weighted,
+                       const char **missing) {
+    double sum = 0, wsum = 0;
+    for (int i = 0; i < k; i++) {
+        long count = 0;
+        double a = cat_acc(s, n, names[i], &count);
+        if (a < 0) { *missing = names[i]; return -1; }
+        double w = weighted ? (double)count : 1.0;
+        sum += w * a, wsum += w;
+    }
+    return sum / wsum;
+}
+
+static void print_score(const char *label, double v, const char *missing, const char *how) {
+    if (v < 0) printf("# %s: N/A (%s not evaluated; %s)\n", label, missing, how);
+    else printf("# %s: %.4f (%s)\n", label, v, how);
+}
+
+// prints BFCL v4's non-live / live / irrelevance summaries and the single-turn overall (the rule, with
+// its source, is in docs/bfcl.md), as '# NAME: VALUE (how)' lines: '#' keeps the per-category lines
+// the only uncommented ones
+static void print_summary(const cat_score_t *s, int n) {
+    static const char *const NON_LIVE[] = {"simple_python", "multiple", "parallel", "parallel_multiple"};
+    static const char *const LIVE[] = {"live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"};
+    static const char *const IRRELEVANCE[] = {"irrelevance", "live_irrelevance"};
+    const char *m_nl = NULL, *m_l = NULL, *m_irr = NULL;
+    double nl = cat_mean(s, n, NON_LIVE, 4, 0, &m_nl);
+    double l = cat_mean(s, n, LIVE, 4, 1, &m_l);
+    double irr = cat_mean(s, n, IRRELEVANCE, 2, 0, &m_irr);
+    printf("# BFCL v4 summary (docs/bfcl.md; single-turn only)\n");
+    print_score("non-live", nl, m_nl,
+                "unweighted mean of simple, multiple, parallel, parallel_multiple; simple = simple_python");
+    print_score("live", l, m_l,
+                "mean of live_simple, live_multiple, live_parallel, live_parallel_multiple weighted by entries");
+    print_score("irrelevance", irr, m_irr, "unweighted mean of irrelevance, live_irrelevance");
+    const char *m_all = m_nl ? "non-live" : m_l ? "live" : "irrelevance";
+    double all = nl < 0 || l < 0 || irr < 0 ? -1 : (10 * nl + 10 * l + 10 * irr) / 30;
+    print_score("overall", all, m_all,
+                "BFCL's weights 10/10/10 for non-live/live/irrelevance, renormalized; multi-turn (30) and "
+                "agentic (40) not evaluated");
+}
+
+// --results: per-category counts from an earlier --out file, then the summaries. A line that is not
+// an object with a string "category" and a boolean "valid" is reported with its number and skipped.
+static int summarize_results(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set("%s: %s", path, strerror(errno));
+    cat_score_t s[64];
+    char names[64][64];
+    int n = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        if (line[strspn(line, " \t\r\n")] == 0) continue;
+        json_t *e = json_loads(line, JSON_ALLOW_NUL, NULL);
+        const char *cat = json_string_value(json_object_get(e, "category"));
+        json_t *valid = json_object_get(e, "valid");
+        if (!cat || !json_is_boolean(valid) || strlen(cat) >= sizeof names[0]) {
+            fprintf(stderr, "trustee eval: %s:%ld: expected an object with a string \"category\" and a boolean "
+                            "\"valid\"; line skipped\n", path, lineno);
+            json_decref(e);
+            continue;
+        }
+        int i = 0;
+        while (i < n && strcmp(s[i].name, cat)) i++;
+        if (i == n) {
+            if (n == 64) { json_decref(e); free(line); fclose(f); return err_set("%s: more than 64 categories", path); }
+            snprintf(names[n], sizeof names[n], "%s", cat);
+            s[n] = (cat_score_t){names[n], 0, 0};
+            n++;
+        }
+        s[i].n++;
+        s[i].valid += json_is_true(valid);
+        json_decref(e);
+    }
+    free(line);
+    fclose(f);
+    long total = 0, total_valid = 0;
+    for (int i = 0; i < n; i++) {
+        printf("%s: %ld entries, %ld valid, accuracy %.4f\n", s[i].name, s[i].n, s[i].valid,
+               (double)s[i].valid / (double)s[i].n);
+        total += s[i].n, total_valid += s[i].valid;
+    }
+    printf("# total: %ld entries, %ld valid\n", total, total_valid);
+    print_summary(s, n);
+    return 0;
+}
 
 // one entry under evaluation
 typedef struct {
@@ -192,9 +311,14 @@ int cmd_eval(int argc, char **argv) {
     const char *data = err ? NULL : args_str(&a, "data", NULL, &err);
     const char *cats_arg = err ? NULL : args_str(&a, "categories", NULL, &err);
     const char *out_path = err ? NULL : args_str(&a, "out", NULL, &err);
+    const char *results = err ? NULL : args_str(&a, "results", NULL, &err);
     if (err || args_int(&a, "limit", -1, &limit) || args_int(&a, "max-tokens", 512, &max_tokens) ||
         args_int(&a, "batch", 16, &batch) || args_int(&a, "threads", 0, &threads) || args_finish(&a))
         return cmd_fail("eval");
+    if (results && !err) {
+        if (!bench || strcmp(bench, "bfcl")) { err_set("--results needs --bench bfcl"); return cmd_fail("eval"); }
+        return summarize_results(results) ? cmd_fail("eval") : 0;
+    }
     if (!dir || !bench || !data) { err_set("--model DIR, --bench bfcl and --data DIR are required (see --help)"); return cmd_fail("eval"); }
     if (strcmp(bench, "bfcl")) { err_set("--bench: expected bfcl, found '%s'", bench); return cmd_fail("eval"); }
     if (max_tokens < 1 || max_tokens > 100000 || batch < 1 || batch > 1024 || limit < -1) {
@@ -237,6 +361,7 @@ int cmd_eval(int argc, char **argv) {
     if (out_path && !(out = fopen(out_path, "w"))) { err_set("%s: %s", out_path, strerror(errno)); goto done; }
 
     long total = 0, total_valid = 0;
+    cat_score_t scores[64] = {{"", 0, 0}};
     for (int ci = 0; ci < n_cats; ci++) {
         const char *cat = cats[ci];
         bfcl_kind_t kind = bfcl_category_kind(cat);
@@ -299,6 +424,7 @@ int cmd_eval(int argc, char **argv) {
             free(text);
         }
         if (!grc) printf("%s: %d entries, %ld valid, accuracy %.4f\n", cat, n, valid, n ? (double)valid / n : 0.0);
+        scores[ci] = (cat_score_t){cat, n, valid};
         fflush(stdout);
         total += n, total_valid += valid;
         for (int k = 0; k < n; k++) { ids_free(&items[k].prompt); ids_free(&items[k].out); }
@@ -308,8 +434,8 @@ int cmd_eval(int argc, char **argv) {
         json_decref(by_id);
         if (grc) goto done;
     }
-    printf("# total: %ld entries, %ld valid (per-category accuracies above; BFCL's summary scores are "
-           "not computed here)\n", total, total_valid);
+    printf("# total: %ld entries, %ld valid\n", total, total_valid);
+    print_summary(scores, n_cats);
     rc = 0;
 done:
     if (out && fclose(out) && !rc) rc = 1, err_set("%s: write failed", out_path);

@@ -25,6 +25,7 @@ static const subcommand_t SUBCOMMANDS[] = {
     {"env", cmd_env, "programmatic Lua environments: list, sample a task, play as the agent, oracle transcripts"},
     {"check-bfcl", cmd_check_bfcl, "judge candidate tool calls with the BFCL AST checker (verdicts JSONL)"},
     {"eval", cmd_eval, "evaluate a checkpoint on a benchmark (BFCL single-turn): accuracy per category"},
+    {"inspect", cmd_inspect, "print a training step of a run log: its row, tasks, a trajectory's transcript"},
     {"bench-generate", cmd_bench_generate, NULL}, // hidden: batched generation throughput
     {"bench-train", cmd_bench_train, NULL},       // hidden: forward+backward and optimizer timing
 };

@@ -34,6 +34,7 @@
 #include "learner/grpo_step.h"
 #include "learner/optim.h"
 #include "learner/sft.h"
+#include "model/chat.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/qwen3.h"
@@ -100,7 +101,10 @@ typedef struct {
     char envs[16][32];
     int n_envs;
     int eval_d[8], n_eval_d;
-    char init_dir[512], ckpt_root[512], log_path[512];
+    char init_dir[512], raw_dir[512], ckpt_root[512], log_path[512];
+    int do_sft;          // a new policy warm-started by SFT (no --policy, sft_steps > 0, Lua envs)
+    double grpo_seconds; // wall time of the GRPO steps so far (all sessions of the run)
+    double t_grpo_start; // this session's start of the GRPO loop
     int64_t n_floats;
     // learner
     qwen3_t model, grads, ref;
@@ -491,6 +495,12 @@ static int sim_poll(train_t *T) {
     return rc ? -1 : 1;
 }
 
+// learner 0 keeps the weights of versions n-s .. n in ring slots 0..s; the special versions of the
+// evaluations outside GRPO (-1: the random init, -2: the SFT baseline) get the last slots
+static int snap_slot(const train_t *T, int64_t v) {
+    return v < 0 ? MAX_VERSIONS + (int)(v < -2 ? -2 : v) : (int)(v % (T->s.staleness + 1));
+}
+
 // ---------------------------------------------------------------------------------------------
 // roles: rollout rank
 
@@ -513,7 +523,7 @@ static int rollout_take_weights(train_t *T) {
         version_t *v = &T->vers[T->n_vers];
         if (!v->data) v->data = malloc((size_t)T->n_floats * sizeof(float));
         if (!v->data) return err_set("out of memory (policy weights)");
-        if (T->c.single) memcpy(v->data, T->snap[w.version % (T->s.staleness + 1)], (size_t)T->n_floats * sizeof(float));
+        if (T->c.single) memcpy(v->data, T->snap[snap_slot(T, w.version)], (size_t)T->n_floats * sizeof(float));
         else {
             for (int64_t off = 0; off < T->n_floats; off += (1 << 30)) {
                 int cnt = (int)(T->n_floats - off < (1 << 30) ? T->n_floats - off : (1 << 30));
@@ -729,7 +739,7 @@ static int expected_here(const train_t *T) {
 // learner 0: weights push, run log, checkpoints
 
 static int push_weights(train_t *T, int64_t version) {
-    int slot = (int)(version % (T->s.staleness + 1));
+    int slot = snap_slot(T, version);
     if (T->push_pending) { // the previous broadcast must finish before its buffer can change
         if (comm_wait_request(&T->c, &T->push_req)) return -1;
         T->push_pending = 0;
@@ -738,7 +748,7 @@ static int push_weights(train_t *T, int64_t version) {
     if (!T->snap[slot]) return err_set("out of memory (weights snapshot)");
     if (T->snap_ver[slot] != version) params_pack(&T->model, T->snap[slot]);
     T->snap_ver[slot] = version;
-    msg_weights_t w = {.version = version, .step = version, .n_floats = T->n_floats,
+    msg_weights_t w = {.version = version, .step = version > 0 ? version : 0, .n_floats = T->n_floats,
                        .checksum = msg_checksum(T->snap[slot], (size_t)T->n_floats * sizeof(float))};
     for (int r = 0; r < T->c.n_rollout; r++) {
         msgpack_sbuffer sb;
@@ -759,7 +769,7 @@ static int push_weights(train_t *T, int64_t version) {
 
 // a snapshot slot filled from a file (resume) without pushing
 static int snap_load(train_t *T, int64_t version, const char *path) {
-    int slot = (int)(version % (T->s.staleness + 1));
+    int slot = snap_slot(T, version);
     if (!T->snap[slot]) T->snap[slot] = malloc((size_t)T->n_floats * sizeof(float));
     if (!T->snap[slot]) return err_set("out of memory");
     if (params_read_flat(&T->model, path, T->snap[slot])) return -1;
@@ -828,7 +838,7 @@ static int checkpoint_save(train_t *T, int64_t step) {
     // the older versions the next steps' rollouts still need (staleness)
     for (int64_t v = step - T->s.staleness; v < step; v++) {
         if (v < 0) continue;
-        int slot = (int)(v % (T->s.staleness + 1));
+        int slot = snap_slot(T, v);
         if (T->snap_ver[slot] != v) return err_set("checkpoint: weights of version %lld are not at hand", (long long)v);
         snprintf(p, sizeof p, "%s/policy-v%lld.safetensors", tmp, (long long)v);
         if (params_write_flat(&T->model, T->snap[slot], p)) return -1;
@@ -837,6 +847,7 @@ static int checkpoint_save(train_t *T, int64_t step) {
     json_object_set_new(st, "format", json_string("trustee-checkpoint"));
     json_object_set_new(st, "format_version", json_integer(1));
     json_object_set_new(st, "step", json_integer(step));
+    json_object_set_new(st, "grpo_seconds", json_real(T->grpo_seconds + (now_s() - T->t_grpo_start)));
     json_object_set_new(st, "settings", settings_json(&T->s));
     json_t *cur = json_array();
     for (int64_t v = step - T->s.staleness; v <= step; v++) {
@@ -923,7 +934,7 @@ static int log_eval(train_t *T, tbatch_t *tb, const char *phase, eval_table_t *e
         et->n[e][d]++;
         et->ok[e][d] += t->abort != TRAJ_SIM_ERROR && t->reward >= 1.0f - 1e-6f;
         et->rw[e][d] += t->abort != TRAJ_SIM_ERROR ? t->reward : -1.0;
-        runlog_traj_t row = {.step = T->trained, .task_id = t->task_id, .group = t->group, .index = t->index,
+        runlog_traj_t row = {.step = T->trained > 0 ? T->trained : 0, .task_id = t->task_id, .group = t->group, .index = t->index,
                              .policy_version = t->policy_version, .eval = 1, .difficulty = t->difficulty,
                              .reward = t->reward, .score = t->score, .turns = t->turns, .tool_calls = t->tool_calls,
                              .abort = t->abort, .truncated = t->truncated, .n_tokens = t->n_tokens,
@@ -936,7 +947,7 @@ static int log_eval(train_t *T, tbatch_t *tb, const char *phase, eval_table_t *e
         int N = 0, K = 0;
         double R = 0;
         for (int e = 0; e <= T->n_envs; e++) {
-            runlog_eval_t row = {.step = T->trained, .difficulty = T->eval_d[d]};
+            runlog_eval_t row = {.step = T->trained > 0 ? T->trained : 0, .difficulty = T->eval_d[d]};
             snprintf(row.phase, sizeof row.phase, "%s", phase);
             if (e < T->n_envs) {
                 snprintf(row.env, sizeof row.env, "%s", T->envs[e]);
@@ -1213,20 +1224,58 @@ static int serve(train_t *T) {
 // ---------------------------------------------------------------------------------------------
 // set-up
 
-// learner 0, fresh run without --policy: a random-init policy, warm-started by SFT on oracle
-// transcripts of the training environments (seeds reserved for this, never used by tasks)
-static int make_initial_policy(train_t *T) {
+// The output vocabulary of `--vocab envs`: every id of the rendered oracle transcripts of many
+// training tasks (all roles: system prompts, tool schemas, queries, calls, tool results, user
+// replies) at difficulties over 1..100, plus every single-byte token (so any text stays spellable)
+// and every special token. Seeds come from the reserved SFT range, never from held-out tasks.
+// Returns the count and a malloc'd sorted id list, or -1.
+static int build_output_vocab(train_t *T, int32_t **out) {
+    *out = NULL;
+    const int n_ids = tokenizer_n_ids(T->tok);
+    uint8_t *seen = calloc((size_t)n_ids, 1);
+    if (!seen) return err_set("out of memory");
+    const char *names[16];
+    for (int i = 0; i < T->n_envs; i++) names[i] = T->envs[i];
+    json_t *data = luaenv_oracle_dataset(names, T->n_envs, 200, SFT_SEED_BASE + 7777777ull, 1, 100);
+    int rc = data ? 0 : -1;
+    for (size_t i = 0; !rc && i < json_array_size(data); i++) {
+        chat_t c;
+        if ((rc = chat_init(&c, T->tok))) break;
+        rc = chat_load_json_episode(&c, json_array_get(data, i), "oracle transcript");
+        for (int k = 0; !rc && k < c.ids.n; k++)
+            if (c.ids.ids[k] >= 0 && c.ids.ids[k] < n_ids) seen[c.ids.ids[k]] = 1;
+        chat_free(&c);
+    }
+    json_decref(data);
+    for (int id = 0; !rc && id < n_ids; id++) {
+        size_t len = 0;
+        const char *b = tokenizer_token_bytes(T->tok, id, &len);
+        if ((b && len == 1) || id >= 151643) seen[id] = 1; // single bytes; <|endoftext|> and the other added tokens
+    }
+    int n = 0;
+    for (int id = 0; id < n_ids; id++) n += seen[id];
+    int32_t *ids = rc ? NULL : malloc((size_t)n * sizeof *ids);
+    if (!rc && !ids) rc = err_set("out of memory");
+    for (int id = 0, k = 0; !rc && id < n_ids; id++)
+        if (seen[id]) ids[k++] = id;
+    free(seen);
+    if (rc) {
+        free(ids);
+        return err_wrap("output vocabulary: ");
+    }
+    *out = ids;
+    return n;
+}
+
+// learner 0, fresh run without --policy: a random-init Qwen3 written to dir (HF format, F32)
+static int make_raw_policy(train_t *T, const char *dir) {
     struct stat sb;
     char done[600];
-    snprintf(done, sizeof done, "%s/model.safetensors", T->init_dir);
+    snprintf(done, sizeof done, "%s/model.safetensors", dir);
     if (stat(done, &sb) == 0) return 0; // made by an earlier attempt of this run
     char tmp[560];
-    snprintf(tmp, sizeof tmp, "%s.tmp", T->init_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     rm_rf(tmp);
-    char a[16][64];
-    snprintf(a[0], 64, "init-model");
-    char *argv[32];
-    int argc = 0;
     char seed[32], h[32], l[32], q[32], k[32], d[32], in[32];
     snprintf(seed, sizeof seed, "%ld", T->s.seed);
     snprintf(h, sizeof h, "%ld", T->s.init_hidden);
@@ -1235,61 +1284,86 @@ static int make_initial_policy(train_t *T) {
     snprintf(k, sizeof k, "%ld", T->s.init_kv_heads);
     snprintf(d, sizeof d, "%ld", T->s.init_head_dim);
     snprintf(in, sizeof in, "%ld", T->s.init_intermediate);
-    char *args[] = {"init-model", "--out", tmp, "--seed", seed, "--hidden", h, "--layers", l, "--heads", q,
-                    "--kv-heads", k, "--head-dim", d, "--intermediate", in, "--dtype", "f32", "--force"};
-    (void)a;
-    argc = (int)(sizeof args / sizeof args[0]);
-    for (int i = 0; i < argc; i++) argv[i] = args[i];
-    argv[argc] = NULL;
-    printf("policy: a new Qwen3 (hidden %ld, %ld layers) -> %s\n", T->s.init_hidden, T->s.init_layers, T->init_dir);
+    char *argv[] = {"init-model", "--out", tmp, "--seed", seed, "--hidden", h, "--layers", l, "--heads", q,
+                    "--kv-heads", k, "--head-dim", d, "--intermediate", in, "--dtype", "f32", "--force", NULL};
+    printf("policy: a new Qwen3 (hidden %ld, %ld layers) -> %s\n", T->s.init_hidden, T->s.init_layers, dir);
     fflush(stdout);
-    if (cmd_init_model(argc, argv) != 0) return err_set("init-model failed (see above)");
-    if (T->s.sft_steps > 0 && strcmp(T->s.sim, "lm") != 0) {
-        qwen3_t m;
-        if (qwen3_load(&m, tmp, DEVICE_CPU)) return -1;
-        const char *names[16];
-        for (int i = 0; i < T->n_envs; i++) names[i] = T->envs[i];
-        int per = (int)((T->s.sft_examples + T->n_envs - 1) / T->n_envs);
-        json_t *data = luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1, 100);
-        if (!data) {
-            qwen3_free(&m);
-            return -1;
-        }
-        int n = (int)json_array_size(data), rc = 0, maxlen = 16;
-        learner_sft_example_t *ex = calloc((size_t)(n ? n : 1), sizeof *ex);
-        if (!ex) rc = err_set("out of memory");
-        for (int i = 0; i < n && !rc; i++) {
-            char where[64];
-            snprintf(where, sizeof where, "oracle transcript %d", i);
-            rc = learner_sft_render(T->tok, json_array_get(data, (size_t)i), 1, (int)T->s.max_episode_tokens, where, &ex[i]);
-            if (!rc && ex[i].n > maxlen) maxlen = ex[i].n;
-        }
-        json_decref(data);
-        learner_sft_opts_t so;
-        learner_sft_opts_default(&so);
-        so.steps = (int)T->s.sft_steps, so.batch = (int)T->s.sft_batch;
-        so.micro_batch = (int)(T->s.micro_batch < T->s.sft_batch ? T->s.micro_batch : T->s.sft_batch);
-        so.max_len = maxlen, so.lr = T->s.sft_lr, so.seed = (uint64_t)T->s.seed, so.log_every = 10;
-        so.log = stdout;
-        learner_sft_result_t res;
-        printf("SFT warm start: %d oracle transcripts from %d environments, %ld steps\n", n, T->n_envs, T->s.sft_steps);
-        fflush(stdout);
-        if (!rc) rc = learner_sft_run(&m, ex, n, &so, &res);
-        for (int i = 0; i < n && ex; i++) learner_sft_example_free(&ex[i]);
-        free(ex);
-        if (!rc) {
-            printf("SFT warm start: loss %.4f -> %.4f, %lld tokens, %.1f s\n", res.first_loss, res.last_loss,
-                   (long long)res.tokens, res.seconds);
-            T->sft_seconds = res.seconds;
-            char p[700];
-            snprintf(p, sizeof p, "%s/model.safetensors", tmp);
-            rc = qwen3_params_write(&m, p);
-        }
-        qwen3_free(&m);
-        if (rc) return -1;
+    if (cmd_init_model((int)(sizeof argv / sizeof argv[0]) - 1, argv) != 0) return err_set("init-model failed (see above)");
+    rm_rf(dir);
+    if (rename(tmp, dir)) return err_set("%s: rename failed: %s", tmp, strerror(errno));
+    return 0;
+}
+
+// SFT examples: oracle transcripts of the training environments from a reserved seed range (never
+// the seeds of training or held-out tasks), D spread over 1..100
+static int sft_data(train_t *T, learner_sft_example_t **out, int *n_out, int *maxlen) {
+    const char *names[16];
+    for (int i = 0; i < T->n_envs; i++) names[i] = T->envs[i];
+    int per = (int)((T->s.sft_examples + T->n_envs - 1) / T->n_envs);
+    json_t *data = luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1, 100);
+    if (!data) return -1;
+    int n = (int)json_array_size(data), rc = 0;
+    *maxlen = 16;
+    learner_sft_example_t *ex = calloc((size_t)(n ? n : 1), sizeof *ex);
+    if (!ex) rc = err_set("out of memory");
+    for (int i = 0; i < n && !rc; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "oracle transcript %d", i);
+        rc = learner_sft_render(T->tok, json_array_get(data, (size_t)i), 1, (int)T->s.max_episode_tokens, where, &ex[i]);
+        if (!rc && ex[i].n > *maxlen) *maxlen = ex[i].n;
     }
-    rm_rf(T->init_dir);
-    if (rename(tmp, T->init_dir)) return err_set("%s: rename failed: %s", tmp, strerror(errno));
+    json_decref(data);
+    if (rc) {
+        for (int i = 0; ex && i < n; i++) learner_sft_example_free(&ex[i]);
+        free(ex);
+        return -1;
+    }
+    *out = ex, *n_out = n;
+    return 0;
+}
+
+// learner 0: SFT of the learner's model in place. max_seconds > 0: a time budget (the baseline)
+static int run_sft(train_t *T, const char *what, int steps, double lr, double min_lr, uint64_t seed,
+                   double max_seconds, learner_sft_result_t *res) {
+    learner_sft_example_t *ex = NULL;
+    int n = 0, maxlen = 0;
+    if (sft_data(T, &ex, &n, &maxlen)) return -1;
+    learner_sft_opts_t so;
+    learner_sft_opts_default(&so);
+    so.steps = steps, so.batch = (int)T->s.sft_batch;
+    so.micro_batch = (int)(T->s.micro_batch < T->s.sft_batch ? T->s.micro_batch : T->s.sft_batch);
+    so.max_len = maxlen, so.lr = lr, so.min_lr = min_lr, so.seed = seed, so.log_every = 10;
+    so.log = stdout, so.max_seconds = max_seconds;
+    if (max_seconds > 0)
+        printf("%s: SFT on %d oracle transcripts for %.1f s (the GRPO wall time)\n", what, n, max_seconds);
+    else
+        printf("%s: SFT on %d oracle transcripts from %d environments, %d steps\n", what, n, T->n_envs, steps);
+    fflush(stdout);
+    int rc = learner_sft_run(&T->model, ex, n, &so, res);
+    for (int i = 0; i < n; i++) learner_sft_example_free(&ex[i]);
+    free(ex);
+    if (rc) return -1;
+    printf("%s: loss %.4f -> %.4f, %d steps, %lld tokens, %.1f s\n", what, res->first_loss, res->last_loss,
+           res->steps_done, (long long)res->tokens, res->seconds);
+    fflush(stdout);
+    return 0;
+}
+
+// writes the learner's model as an HF checkpoint dir (atomically)
+static int write_policy_dir(train_t *T, const char *dir, const char *tok_src) {
+    char tmp[560], p[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    rm_rf(tmp);
+    if (checkpoint_mkdirs(tmp)) return -1;
+    snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+    if (qwen3_params_write(&T->model, p)) return -1;
+    qwen3_config_t cfg = T->model.cfg;
+    snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "float32");
+    snprintf(p, sizeof p, "%s/config.json", tmp);
+    if (qwen3_config_write(&cfg, p)) return -1;
+    if (checkpoint_write_tokenizer(tok_src, tmp)) return -1;
+    rm_rf(dir);
+    if (rename(tmp, dir)) return err_set("%s: rename failed: %s", tmp, strerror(errno));
     return 0;
 }
 
@@ -1307,10 +1381,6 @@ static int load_learner(train_t *T, const char *dir) {
     oc.total_steps = T->s.min_lr > 0 || T->s.warmup > 0 ? T->s.steps : 0;
     if (optim_init_qwen3(&T->opt, &oc, &T->model)) return -1;
     T->have_opt = 1;
-    if (T->s.kl > 0) {
-        if (qwen3_load(&T->ref, T->init_dir, DEVICE_CPU)) return -1;
-        T->have_ref = 1;
-    }
     T->n_floats = params_numel(&T->model);
     return 0;
 }
@@ -1373,14 +1443,45 @@ static json_t *run_config(const train_t *T) {
     return cfg;
 }
 
+// a broadcast from world rank 0 that does not spin while it waits
+static int bcast_wait(train_t *T, void *buf, int count, MPI_Datatype type, MPI_Comm comm) {
+    MPI_Request r;
+    if (MPI_Ibcast(buf, count, type, 0, comm, &r) != MPI_SUCCESS) return err_set("MPI_Ibcast failed");
+    return comm_wait_request(&T->c, &r);
+}
+
+// the learners' model weights from learner 0 (after its SFT), F32 in chunks
+static int bcast_model(train_t *T) {
+    if (T->c.n_learn < 2) return 0;
+    qwen3_param_t ps[512];
+    int n = qwen3_params(&T->model, ps, 512);
+    for (int i = 0; i < n; i++) {
+        int64_t k = tensor_numel(ps[i].t);
+        float *d = ps[i].t->data;
+        for (int64_t off = 0; off < k; off += (1 << 30))
+            if (bcast_wait(T, d + off, (int)(k - off < (1 << 30) ? k - off : (1 << 30)), MPI_FLOAT, T->c.learn_comm))
+                return -1;
+    }
+    return 0;
+}
+
+static int load_ref(train_t *T) { // the KL reference: the policy GRPO starts from (version 0)
+    if (T->s.kl <= 0 || T->have_ref) return 0;
+    if (qwen3_load(&T->ref, T->init_dir, DEVICE_CPU)) return -1;
+    T->have_ref = 1;
+    return 0;
+}
+
 static int train_main(train_t *T) {
     const settings_t *s = &T->s;
     comm_t *c = &T->c;
     int lead = c->learner == 0;
     snprintf(T->ckpt_root, sizeof T->ckpt_root, "%s/checkpoints", s->run_dir);
     snprintf(T->log_path, sizeof T->log_path, "%s/run.h5", s->run_dir);
+    snprintf(T->raw_dir, sizeof T->raw_dir, "%s/policy-raw", s->run_dir);
     if (s->policy[0]) snprintf(T->init_dir, sizeof T->init_dir, "%s", s->policy);
     else snprintf(T->init_dir, sizeof T->init_dir, "%s/policy-init", s->run_dir);
+    T->do_sft = !s->policy[0] && s->sft_steps > 0 && strcmp(s->sim, "lm") != 0;
     if (parse_lists(T)) return -1;
     T->tok = tokenizer_load_dir(s->policy[0] ? s->policy : NULL, 1);
     if (!T->tok) return -1;
@@ -1400,23 +1501,24 @@ static int train_main(train_t *T) {
             else rc = err_set("%s exists: this run directory holds a run (continue it with --resume, or choose "
                               "another --run-dir)", T->log_path);
         }
-        if (!rc && !s->policy[0]) rc = make_initial_policy(T);
+        if (!rc && !resuming && !s->policy[0]) rc = make_raw_policy(T, T->do_sft ? T->raw_dir : T->init_dir);
         if (rc) {
             fprintf(stderr, "trustee train: %s\n", err_msg());
             ok = 0;
         }
     }
     int flags[2] = {ok, resuming};
-    MPI_Bcast(flags, 2, MPI_INT, 0, MPI_COMM_WORLD); // after learner 0's set-up (seconds at most)
+    if (bcast_wait(T, flags, 2, MPI_INT, MPI_COMM_WORLD)) return -1;
     if (!flags[0]) return err_set("learner 0 failed to set up the run");
     resuming = flags[1];
-    MPI_Bcast(ckdir, sizeof ckdir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (bcast_wait(T, ckdir, sizeof ckdir, MPI_CHAR, MPI_COMM_WORLD)) return -1;
+    const char *load_dir = resuming ? ckdir : T->do_sft ? T->raw_dir : T->init_dir;
     // ---- every rank loads what its roles need ----
-    if (c->learner >= 0 && load_learner(T, resuming ? ckdir : T->init_dir)) return -1;
+    if (c->learner >= 0 && load_learner(T, load_dir)) return -1;
     if (c->rollout >= 0) {
-        if (qwen3_load(&T->rmodel, T->init_dir, DEVICE_CPU)) return -1;
+        if (qwen3_load(&T->rmodel, load_dir, DEVICE_CPU)) return -1;
         T->have_rmodel = 1;
-        T->rmodel_ver = -1;
+        T->rmodel_ver = INT64_MIN;
         T->n_floats = params_numel(&T->rmodel);
         rollout_opts_t ro;
         rollout_opts_default(&ro);
@@ -1436,86 +1538,109 @@ static int train_main(train_t *T) {
         } else T->sim = simserver_new_programmatic();
         if (!T->sim) return -1;
     }
-    // ---- learner 0: curriculum history, run log, the weights the rollouts need ----
-    if (lead) {
-        T->cur = calloc((size_t)s->steps + 1, sizeof *T->cur);
-        T->t_dispatch = calloc((size_t)s->steps + 2, sizeof *T->t_dispatch);
-        if (!T->cur || !T->t_dispatch) return err_set("out of memory");
-        for (int i = 0; i < MAX_VERSIONS; i++) T->snap_ver[i] = -1;
-        if (!resuming) {
-            if (curriculum_init(&T->cur[0], (int)s->d_start, (uint64_t)s->seed)) return -1;
-            if (curriculum_set(&T->cur[0], (int)s->d_step, 0.5, 0.0, s->p_soft)) return -1;
-            json_t *cfg = run_config(T);
-            T->log = runlog_create(T->log_path, cfg);
-            json_decref(cfg);
-            if (!T->log) return -1;
-            T->trained = 0;
-            if (push_weights(T, 0)) return -1;
-        } else {
-            json_t *st = read_state(ckdir);
-            if (!st) return -1;
-            int rc = check_resume_settings(T, json_object_get(st, "settings"));
-            int64_t N = json_integer_value(json_object_get(st, "step"));
-            if (!rc && N > s->steps) rc = err_set("--resume: the checkpoint is at step %lld, beyond --steps %ld", (long long)N, s->steps);
-            json_t *cj = json_object_get(st, "curriculum");
-            for (size_t i = 0; !rc && i < json_array_size(cj); i++) {
-                json_t *o = json_array_get(cj, i);
-                int64_t v = json_integer_value(json_object_get(o, "version"));
-                if (v < 0 || v > N) rc = err_set("%s/state.json: curriculum version %lld out of range", ckdir, (long long)v);
-                else rc = curriculum_from_json(&T->cur[v], json_string_value(json_object_get(o, "state")));
+    // ---- the other learners: the SFT'd weights from learner 0, then follow ----
+    if (!lead) {
+        if (c->learner >= 0) {
+            if (!resuming && T->do_sft && bcast_model(T)) return -1;
+            if (load_ref(T)) return -1;
+            if (resuming) {
+                json_t *st = read_state(ckdir);
+                if (!st) return -1;
+                T->trained = json_integer_value(json_object_get(st, "step"));
+                json_decref(st);
+                char p[900];
+                snprintf(p, sizeof p, "%s/optimizer.safetensors", ckdir);
+                if (optim_load(&T->opt, p)) return -1;
             }
-            json_t *pj = json_object_get(st, "runlog");
-            runlog_pos_t pos = {json_integer_value(json_object_get(pj, "steps")),
-                                json_integer_value(json_object_get(pj, "curriculum")),
-                                json_integer_value(json_object_get(pj, "evals")),
-                                json_integer_value(json_object_get(pj, "trajs")),
-                                json_integer_value(json_object_get(pj, "tokens")),
-                                json_integer_value(json_object_get(pj, "text")),
-                                json_integer_value(json_object_get(pj, "details"))};
-            json_decref(st);
-            if (rc) return -1;
-            char p[900];
-            snprintf(p, sizeof p, "%s/optimizer.safetensors", ckdir);
-            if (optim_load(&T->opt, p)) return -1;
-            json_t *cfg = run_config(T);
-            T->log = runlog_resume_config(T->log_path, &pos, cfg);
-            json_decref(cfg);
-            if (!T->log) return -1;
-            T->trained = N, T->dispatched = N;
-            printf("resumed from %s: step %lld done, run log at %lld steps\n", ckdir, (long long)N, (long long)pos.steps);
-            // the versions the next steps' rollouts use, in order
-            for (int64_t v = N - s->staleness; v < N; v++) {
-                if (v < 0) continue;
-                snprintf(p, sizeof p, "%s/policy-v%lld.safetensors", ckdir, (long long)v);
-                if (snap_load(T, v, p)) return -1;
-            }
-            for (int64_t v = N - s->staleness; v <= N; v++)
-                if (v >= 0 && push_weights(T, v)) return -1;
+            return learn_follow(T);
         }
-    } else if (c->learner >= 0 && resuming) {
-        json_t *st = read_state(ckdir);
-        if (!st) return -1;
-        T->trained = json_integer_value(json_object_get(st, "step"));
-        json_decref(st);
-        char p[900];
-        snprintf(p, sizeof p, "%s/optimizer.safetensors", ckdir);
-        if (optim_load(&T->opt, p)) return -1;
+        return serve(T);
     }
-    // ---- run ----
+    // ---- learner 0: curriculum history, run log, the weights the rollouts need ----
+    T->cur = calloc((size_t)s->steps + 1, sizeof *T->cur);
+    T->t_dispatch = calloc((size_t)s->steps + 2, sizeof *T->t_dispatch);
+    if (!T->cur || !T->t_dispatch) return err_set("out of memory");
+    for (int i = 0; i < MAX_VERSIONS; i++) T->snap_ver[i] = INT64_MIN;
     T->t_start = now_s();
-    if (!lead) return c->learner >= 0 ? learn_follow(T) : serve(T);
     printf("trustee train: %d rank(s): %d learner, %d rollout, %d simulator; %s simulator (%s); %ld steps x %ld "
            "tasks x %ld rollouts; staleness %ld\n",
            c->size, c->n_learn, c->n_rollout, c->n_sim, s->sim, s->sim[0] == 'l' ? s->sim_model : s->envs, s->steps,
            s->tasks, s->group, s->staleness);
     fflush(stdout);
-    eval_table_t before, after;
-    int have_before = 0;
+    eval_table_t tabs[4];
+    int have[4] = {0};
+    const char *phase_names[4] = {"init", phase_before(T), "grpo", "baseline"};
     if (!resuming) {
-        if (run_eval(T, 0, phase_before(T), &before)) return -1;
-        have_before = 1;
-        if (n_eval_tasks(T)) print_eval(T, phase_before(T), &before);
+        if (curriculum_init(&T->cur[0], (int)s->d_start, (uint64_t)s->seed)) return -1;
+        if (curriculum_set(&T->cur[0], (int)s->d_step, 0.5, 0.0, s->p_soft)) return -1;
+        json_t *cfg = run_config(T);
+        T->log = runlog_create(T->log_path, cfg);
+        json_decref(cfg);
+        if (!T->log) return -1;
+        T->trained = 0;
+        if (T->do_sft) {
+            // held-out success of the random init, then the SFT warm start
+            T->trained = -1; // the evaluation below is of version -1
+            if (push_weights(T, -1) || run_eval(T, 0, "init", &tabs[0])) return -1;
+            have[0] = 1;
+            T->trained = 0;
+            learner_sft_result_t res;
+            if (run_sft(T, "SFT warm start", (int)s->sft_steps, s->sft_lr, -1, (uint64_t)s->seed, 0, &res)) return -1;
+            T->sft_seconds = res.seconds;
+            if (write_policy_dir(T, T->init_dir, NULL)) return -1;
+            if (bcast_model(T)) return -1;
+        }
+        if (load_ref(T)) return -1;
+        if (push_weights(T, 0)) return -1;
+        if (run_eval(T, 1, phase_names[1], &tabs[1])) return -1;
+        have[1] = 1;
+        for (int k = 0; k < 2; k++)
+            if (have[k] && n_eval_tasks(T)) print_eval(T, phase_names[k], &tabs[k]);
+    } else {
+        json_t *st = read_state(ckdir);
+        if (!st) return -1;
+        int rc = check_resume_settings(T, json_object_get(st, "settings"));
+        int64_t N = json_integer_value(json_object_get(st, "step"));
+        T->grpo_seconds = json_number_value(json_object_get(st, "grpo_seconds"));
+        if (!rc && N > s->steps) rc = err_set("--resume: the checkpoint is at step %lld, beyond --steps %ld", (long long)N, s->steps);
+        json_t *cj = json_object_get(st, "curriculum");
+        for (size_t i = 0; !rc && i < json_array_size(cj); i++) {
+            json_t *o = json_array_get(cj, i);
+            int64_t v = json_integer_value(json_object_get(o, "version"));
+            if (v < 0 || v > N) rc = err_set("%s/state.json: curriculum version %lld out of range", ckdir, (long long)v);
+            else rc = curriculum_from_json(&T->cur[v], json_string_value(json_object_get(o, "state")));
+        }
+        json_t *pj = json_object_get(st, "runlog");
+        runlog_pos_t pos = {json_integer_value(json_object_get(pj, "steps")),
+                            json_integer_value(json_object_get(pj, "curriculum")),
+                            json_integer_value(json_object_get(pj, "evals")),
+                            json_integer_value(json_object_get(pj, "trajs")),
+                            json_integer_value(json_object_get(pj, "tokens")),
+                            json_integer_value(json_object_get(pj, "text")),
+                            json_integer_value(json_object_get(pj, "details"))};
+        json_decref(st);
+        if (rc) return -1;
+        char p[900];
+        snprintf(p, sizeof p, "%s/optimizer.safetensors", ckdir);
+        if (optim_load(&T->opt, p)) return -1;
+        if (load_ref(T)) return -1;
+        json_t *cfg = run_config(T);
+        T->log = runlog_resume_config(T->log_path, &pos, cfg);
+        json_decref(cfg);
+        if (!T->log) return -1;
+        T->trained = N, T->dispatched = N;
+        printf("resumed from %s: step %lld done, run log at %lld steps\n", ckdir, (long long)N, (long long)pos.steps);
+        // the versions the next steps' rollouts use, in order
+        for (int64_t v = N - s->staleness; v < N; v++) {
+            if (v < 0) continue;
+            snprintf(p, sizeof p, "%s/policy-v%lld.safetensors", ckdir, (long long)v);
+            if (snap_load(T, v, p)) return -1;
+        }
+        for (int64_t v = N - s->staleness; v <= N; v++)
+            if (v >= 0 && push_weights(T, v)) return -1;
     }
+    // ---- GRPO ----
+    T->t_grpo_start = now_s();
     int r = coordinate(T);
     if (r < 0) return -1;
     if (r == 1) {
@@ -1524,13 +1649,36 @@ static int train_main(train_t *T) {
         T->exit_code = EXIT_PREEMPTED;
         return 0;
     }
-    if (run_eval(T, 1, "grpo", &after)) return -1;
-    if (n_eval_tasks(T)) {
-        if (have_before) print_eval(T, phase_before(T), &before);
-        print_eval(T, "grpo", &after);
+    double grpo_s = T->grpo_seconds + (now_s() - T->t_grpo_start);
+    if (run_eval(T, 2, "grpo", &tabs[2])) return -1;
+    have[2] = 1;
+    // ---- the baseline: the SFT warm start continued for the wall time GRPO took ----
+    if (T->do_sft && s->baseline) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/model.safetensors", T->init_dir);
+        float *w = malloc((size_t)T->n_floats * sizeof *w);
+        int rc = w ? params_read_flat(&T->model, p, w) : err_set("out of memory");
+        if (!rc) params_unpack(&T->model, w);
+        free(w);
+        learner_sft_result_t res;
+        if (!rc) rc = run_sft(T, "baseline (SFT continued)", 1 << 20, s->sft_lr * 0.1, s->sft_lr * 0.1,
+                              (uint64_t)s->seed + 1, grpo_s, &res);
+        if (rc) return -1;
+        int64_t keep = T->trained;
+        T->trained = -2;
+        if (push_weights(T, -2) || run_eval(T, 3, "baseline", &tabs[3])) return -1;
+        T->trained = keep;
+        have[3] = 1;
     }
-    printf("done: %lld steps in %.1f s; run log %s; checkpoints in %s\n", (long long)T->trained, now_s() - T->t_start,
-           T->log_path, T->ckpt_root);
+    if (n_eval_tasks(T)) {
+        printf("\nheld-out evaluation (%d tasks per phase: %d environments x %d difficulties x %ld):\n",
+               n_eval_tasks(T), T->n_envs, T->n_eval_d, s->eval_tasks);
+        for (int k = 0; k < 4; k++)
+            if (have[k]) print_eval(T, phase_names[k], &tabs[k]);
+        if (resuming) printf("(the evaluations before GRPO ran in an earlier session: see /eval in the run log)\n");
+    }
+    printf("done: %lld steps, GRPO %.1f s, total %.1f s this session; run log %s; checkpoints in %s\n",
+           (long long)T->trained, grpo_s, now_s() - T->t_start, T->log_path, T->ckpt_root);
     return 0;
 }
 

@@ -53,6 +53,7 @@ static const setting_t TABLE[] = {
     S_("sft_batch", 'i', sft_batch, "8", NULL, "SFT transcripts per step"),
     S_("sft_examples", 'i', sft_examples, "120", NULL, "oracle transcripts for the SFT warm start"),
     S_("sft_lr", 'f', sft_lr, "1e-3", NULL, "SFT learning rate"),
+    S_("baseline", 'i', baseline, "1", "0", "1: after GRPO, continue the SFT warm start for GRPO's wall time and evaluate it"),
     S_("micro_batch", 'i', micro_batch, "8", NULL, "sequences per learner forward/backward"),
     S_("recompute", 'i', recompute, "0", NULL, "1: activation checkpointing in the learner"),
     S_("init_hidden", 'i', init_hidden, "128", NULL, "new policy: hidden size"),
@@ -174,7 +175,7 @@ static int check(const settings_t *s) {
     if (s->steps < 1) return err_set("steps: expected >= 1, found %ld", s->steps);
     if (s->tasks < 1 || s->group < 1) return err_set("tasks and group: expected >= 1, found %ld and %ld", s->tasks, s->group);
     if (s->group < 2) return err_set("group: GRPO needs at least 2 rollouts per task, found %ld", s->group);
-    if (s->staleness < 0) return err_set("staleness: expected >= 0, found %ld", s->staleness);
+    if (s->staleness < 0 || s->staleness > 5) return err_set("staleness: expected 0..5, found %ld", s->staleness);
     if (strcmp(s->sim, "programmatic") && strcmp(s->sim, "lm"))
         return err_set("sim: expected programmatic or lm, found \"%s\"", s->sim);
     if (!strcmp(s->sim, "lm") && !s->sim_model[0]) return err_set("sim lm needs --sim-model DIR");

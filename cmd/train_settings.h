@@ -23,6 +23,7 @@ typedef struct {
     long eval_tasks;        // held-out tasks per (env, difficulty)
     long sft_steps, sft_batch, sft_examples;
     long micro_batch, recompute;
+    long baseline;          // 1: SFT continued for GRPO's wall time, evaluated as a baseline
     long init_hidden, init_layers, init_heads, init_kv_heads, init_head_dim, init_intermediate;
     double lr, min_lr, warmup, weight_decay, grad_clip;
     double kl, clip_low, clip_high;

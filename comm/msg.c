@@ -161,7 +161,7 @@ static const field_t TASK_FIELDS[] = {
     FU64("task", msg_task_t, task_id),
     FI32("group", msg_task_t, group, 0, I32MAX),
     FI32("gsize", msg_task_t, group_size, 1, I32MAX),
-    FI64("pver", msg_task_t, policy_version, 0, I64MAX),
+    FI64("pver", msg_task_t, policy_version, -2, I64MAX),
     FI32("eval", msg_task_t, eval, 0, 1),
     FI32("diff", msg_task_t, difficulty, 0, I32MAX),
     FU64("seed", msg_task_t, seed),
@@ -188,7 +188,7 @@ static const field_t TRAJ_FIELDS[] = {
     FI32("group", msg_traj_t, group, 0, I32MAX),
     FI32("idx", msg_traj_t, index, 0, I32MAX),
     FI32("gsize", msg_traj_t, group_size, 1, I32MAX),
-    FI64("pver", msg_traj_t, policy_version, 0, I64MAX),
+    FI64("pver", msg_traj_t, policy_version, -2, I64MAX),
     FI32("eval", msg_traj_t, eval, 0, 1),
     FI32("diff", msg_traj_t, difficulty, 0, I32MAX),
     FSTR("env", msg_traj_t, env),
@@ -216,7 +216,7 @@ static const field_t CURRIC_FIELDS[] = {
     FSTR("state", msg_curric_t, state),
 };
 static const field_t WEIGHTS_FIELDS[] = {
-    FI64("ver", msg_weights_t, version, 0, I64MAX),
+    FI64("ver", msg_weights_t, version, -2, I64MAX),
     FI64("step", msg_weights_t, step, 0, I64MAX),
     FI64("nf", msg_weights_t, n_floats, 0, I64MAX),
     FU64("sum", msg_weights_t, checksum),

@@ -42,7 +42,8 @@ typedef struct {
     uint64_t task_id;       // unique in the run
     int32_t group;          // index of this task in its step's batch (0..n_tasks-1)
     int32_t group_size;     // rollouts of this task (>= 1)
-    int64_t policy_version; // the rollouts must use exactly this policy version
+    int64_t policy_version; // the rollouts must use exactly this policy version (-1: random init,
+                            // -2: SFT baseline; both only for evaluation)
     int32_t eval;           // 1: held-out evaluation task (not trained on)
     int32_t difficulty;     // D the aspects were drawn at
     uint64_t seed;          // the task's seed (environment sampling)

@@ -727,3 +727,154 @@ runlog_t *runlog_resume_config(const char *path, const runlog_pos_t *pos, const 
     h5_quiet_end(q);
     return r;
 }
+
+// ---- reading ----
+
+_Static_assert((int)RUNLOG_STEPS == DS_STEPS && (int)RUNLOG_CURRICULUM == DS_CURRIC && (int)RUNLOG_EVAL == DS_EVAL &&
+                   (int)RUNLOG_TRAJS == DS_TRAJ && (int)RUNLOG_IDS == DS_IDS && (int)RUNLOG_LOGPROBS == DS_LOGPROBS &&
+                   (int)RUNLOG_MASK == DS_MASK && (int)RUNLOG_TEXT == DS_TEXT && (int)RUNLOG_DETAILS == DS_DETAILS &&
+                   (int)RUNLOG_N_TABLES == DS_N,
+               "runlog_table_t must follow the DS_* order");
+
+struct runlog_reader {
+    runlog_t *log; // file, datasets and memory types (n[] unused)
+    char reasons[TRAJ_N_REASONS][RUNLOG_NAME_LEN];
+};
+
+// the /steps attribute "reasons" into r->reasons (the built-in names when absent or unreadable)
+static void reader_reasons(runlog_reader_t *r) {
+    for (int k = 0; k < TRAJ_N_REASONS; k++) snprintf(r->reasons[k], RUNLOG_NAME_LEN, "%s", RUNLOG_REASONS[k]);
+    hid_t ds = r->log->ds[DS_STEPS];
+    if (H5Aexists(ds, "reasons") <= 0) return;
+    hid_t a = H5Aopen(ds, "reasons", H5P_DEFAULT);
+    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (n > 0 && n <= 64) {
+        char *names[64] = {0};
+        hid_t t = vlen_str_type();
+        if (H5Aread(a, t, names) >= 0) {
+            for (int k = 0; k < n && k < TRAJ_N_REASONS; k++)
+                if (names[k]) snprintf(r->reasons[k], RUNLOG_NAME_LEN, "%s", names[k]);
+            H5Dvlen_reclaim(t, sp, H5P_DEFAULT, names);
+        }
+        H5Tclose(t);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
+}
+
+static runlog_reader_t *reader_open(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        err_set("%s: %s (expected a trustee run log, RUN_DIR/run.h5)", path, strerror(errno));
+        return NULL;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        err_set("%s: not an HDF5 file (expected a trustee run log)", path);
+        return NULL;
+    }
+    runlog_reader_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        err_set("%s: out of memory", path);
+        return NULL;
+    }
+    if (!(r->log = runlog_new(path))) {
+        free(r);
+        return NULL;
+    }
+    hid_t fapl = fapl_latest();
+    r->log->file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    H5Pclose(fapl);
+    if (r->log->file < 0) {
+        err_set("%s: cannot open for reading: %s", path, h5_detail());
+        goto fail;
+    }
+    if (check_format(r->log->file, path) < 0 || runlog_make_types(r->log) < 0) goto fail;
+    for (int k = 0; k < DS_N; k++)
+        if ((r->log->ds[k] = H5Dopen2(r->log->file, DS_INFO[k].name, H5P_DEFAULT)) < 0) {
+            err_set("%s: not a trustee run log (no dataset %s)", path, DS_INFO[k].name);
+            goto fail;
+        }
+    reader_reasons(r);
+    return r;
+fail:
+    runlog_free(r->log);
+    free(r);
+    return NULL;
+}
+
+runlog_reader_t *runlog_reader_open(const char *path) {
+    h5_quiet_t q = h5_quiet_begin();
+    runlog_reader_t *r = reader_open(path);
+    h5_quiet_end(q);
+    return r;
+}
+
+int64_t runlog_reader_rows(runlog_reader_t *r, runlog_table_t t) {
+    if (!r || (int)t < 0 || t >= RUNLOG_N_TABLES) return err_set("runlog_reader_rows: bad arguments");
+    h5_quiet_t q = h5_quiet_begin();
+    hid_t ds = r->log->ds[t];
+    H5Drefresh(ds); // SWMR: see the rows the writer flushed since the last call
+    hid_t fs = H5Dget_space(ds);
+    hsize_t n = 0;
+    int64_t rc = fs >= 0 && H5Sget_simple_extent_dims(fs, &n, NULL) == 1 ? (int64_t)n : -1;
+    if (fs >= 0) H5Sclose(fs);
+    if (rc < 0) err_set("%s: reading the size of %s failed: %s", r->log->path, DS_INFO[t].name, h5_detail());
+    h5_quiet_end(q);
+    return rc;
+}
+
+int runlog_reader_read(runlog_reader_t *r, runlog_table_t t, int64_t start, int64_t n, void *out) {
+    if (!r || (int)t < 0 || t >= RUNLOG_N_TABLES || start < 0 || n < 0)
+        return err_set("runlog_reader_read: bad arguments");
+    if (n == 0) return 0;
+    int64_t have = runlog_reader_rows(r, t);
+    if (have < 0) return -1;
+    if (start + n > have)
+        return err_set("%s: %s has %lld rows, asked for %lld..%lld", r->log->path, DS_INFO[t].name, (long long)have,
+                       (long long)start, (long long)(start + n - 1));
+    h5_quiet_t q = h5_quiet_begin();
+    hsize_t s = (hsize_t)start, c = (hsize_t)n;
+    hid_t fs = H5Dget_space(r->log->ds[t]), ms = H5Screate_simple(1, &c, NULL);
+    herr_t st = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &s, NULL, &c, NULL);
+    if (st >= 0) st = H5Dread(r->log->ds[t], r->log->mtype[t], ms, fs, H5P_DEFAULT, out);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    int rc = st < 0 ? err_set("%s: reading %s failed: %s", r->log->path, DS_INFO[t].name, h5_detail()) : 0;
+    h5_quiet_end(q);
+    return rc;
+}
+
+char *runlog_reader_string(runlog_reader_t *r, runlog_table_t t, int64_t start, int64_t len) {
+    if (t != RUNLOG_TEXT && t != RUNLOG_DETAILS) {
+        err_set("runlog_reader_string: only the text and details datasets hold strings");
+        return NULL;
+    }
+    if (len < 0 || len > ((int64_t)1 << 40)) {
+        err_set("runlog_reader_string: bad length %lld", (long long)len);
+        return NULL;
+    }
+    char *s = malloc((size_t)len + 1);
+    if (!s) {
+        err_set("out of memory (%lld bytes)", (long long)len);
+        return NULL;
+    }
+    if (runlog_reader_read(r, t, start, len, s) < 0) {
+        free(s);
+        return NULL;
+    }
+    s[len] = 0;
+    return s;
+}
+
+const char *runlog_reader_reason(const runlog_reader_t *r, int k) {
+    return r && k >= 0 && k < TRAJ_N_REASONS ? r->reasons[k] : "?";
+}
+
+void runlog_reader_close(runlog_reader_t *r) {
+    if (!r) return;
+    h5_quiet_t q = h5_quiet_begin();
+    runlog_free(r->log);
+    h5_quiet_end(q);
+    free(r);
+}

@@ -114,3 +114,27 @@ int runlog_append_traj(runlog_t *r, runlog_traj_t *row, const int32_t *ids, cons
 int runlog_flush(runlog_t *r); // H5Dflush of every dataset (readers see everything appended)
 void runlog_position(const runlog_t *r, runlog_pos_t *pos);
 int runlog_close(runlog_t *r); // flushes and closes; NULL is fine
+
+// ---- reading (trustee inspect) ----
+// A read-only SWMR reader: works on a finished run, on one still being written and on one a crashed
+// writer left open. Row counts are refreshed on every runlog_reader_rows() call.
+
+typedef enum { // the nine datasets, in the order of the schema above
+    RUNLOG_STEPS, RUNLOG_CURRICULUM, RUNLOG_EVAL, RUNLOG_TRAJS, RUNLOG_IDS, RUNLOG_LOGPROBS, RUNLOG_MASK,
+    RUNLOG_TEXT, RUNLOG_DETAILS, RUNLOG_N_TABLES
+} runlog_table_t;
+
+typedef struct runlog_reader runlog_reader_t;
+
+// opens path for SWMR reading (H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, libver latest) and checks it is
+// a trustee run log of this format version. NULL + err_set (missing file, not HDF5, not a run log).
+runlog_reader_t *runlog_reader_open(const char *path);
+int64_t runlog_reader_rows(runlog_reader_t *r, runlog_table_t t); // rows / elements now; -1 on error
+// reads rows [start, start + n) of t into out (runlog_step_t / runlog_task_t / runlog_eval_t /
+// runlog_traj_t for the four tables, int32 / float / uint8 for the flat ones)
+int runlog_reader_read(runlog_reader_t *r, runlog_table_t t, int64_t start, int64_t n, void *out);
+// bytes [start, start + len) of RUNLOG_TEXT or RUNLOG_DETAILS as a NUL-terminated malloc'd string
+char *runlog_reader_string(runlog_reader_t *r, runlog_table_t t, int64_t start, int64_t len);
+// the name of end reason k (the /steps attribute "reasons" of the file); "?" when out of range
+const char *runlog_reader_reason(const runlog_reader_t *r, int k);
+void runlog_reader_close(runlog_reader_t *r); // NULL is fine

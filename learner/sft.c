@@ -250,6 +250,7 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
                 if (o->log_every > 0) fflush(log);
             }
         }
+        if (o->max_seconds > 0 && now_s() - t_start >= o->max_seconds) break;
     }
     r.seconds = now_s() - t_start;
     rc = 0;

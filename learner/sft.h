@@ -58,6 +58,8 @@ typedef struct {
     int recompute;           // 1: activation checkpointing (recompute each layer in the backward) (0)
     int log_every;           // a progress line every n steps, and every skipped step (0: none) (1)
     FILE *log;               // where progress lines go (NULL: stderr) (NULL)
+    double max_seconds;      // > 0: stop after the step that brings the loop's wall time past this
+                             // (a time budget; `steps` still bounds it and shapes the schedule) (0)
 } learner_sft_opts_t;
 void learner_sft_opts_default(learner_sft_opts_t *o); // the defaults of `trustee sft` (above)
 

@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh --tests    + the test-time references: Debian's python3-torch (the
 #                                      eager PyTorch peer, safetensors checks), python3-msgpack
 #                                      (msgpack cross-check), clang + libclang-rt-14-dev (libFuzzer
-#                                      targets of comm/msg) and a Python venv
+#                                      targets of comm/msg), slurm-wlm + munge (the one-node
+#                                      Slurm of tests/slurm.sh, slurm/local-slurm.sh) and a Python venv
 #                                      (.venv) with HF tokenizers, numpy, jinja2 from PyPI
 #   scripts/install-deps.sh --bench    the same as --tests (the benchmarks use the same peers)
 # The product itself never needs Python; the venv only feeds differential tests.
@@ -15,7 +16,7 @@ for a in "$@"; do
   case "$a" in
     --tests) want_tests=1 ;;
     --bench) want_tests=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$a' (expected --tests or --bench)" >&2; exit 2 ;;
   esac
 done
@@ -26,8 +27,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 pkgs=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libmsgpack-dev
       libopenblas-dev libutf8proc-dev libonig-dev libjansson-dev liblua5.4-dev
-      python3 python3-h5py python3-numpy python3-venv)
-[ "$want_tests" = 1 ] && pkgs+=(python3-torch python3-msgpack clang libclang-rt-14-dev)
+      python3 python3-h5py python3-numpy python3-matplotlib python3-venv)
+[ "$want_tests" = 1 ] && pkgs+=(python3-torch python3-msgpack clang libclang-rt-14-dev slurm-wlm munge)
 
 missing=()
 for p in "${pkgs[@]}"; do
