@@ -1476,6 +1476,23 @@ static int train_main(train_t *T) {
     const settings_t *s = &T->s;
     comm_t *c = &T->c;
     int lead = c->learner == 0;
+    // no --run-dir: a new directory runs/run-<UTC date and time> (learner 0 names it for everyone)
+    if (!T->s.run_dir[0]) {
+        if (T->s.resume) return err_set("--resume needs --run-dir (the run to continue)");
+        if (lead) {
+            time_t now = time(NULL);
+            struct tm tm;
+            gmtime_r(&now, &tm);
+            char name[64];
+            strftime(name, sizeof name, "runs/run-%Y%m%d-%H%M%S", &tm);
+            snprintf(T->s.run_dir, sizeof T->s.run_dir, "%s", name);
+            struct stat sb;
+            for (int k = 2; stat(T->s.run_dir, &sb) == 0 && k < 100; k++)
+                snprintf(T->s.run_dir, sizeof T->s.run_dir, "%s-%d", name, k);
+        }
+        if (bcast_wait(T, T->s.run_dir, sizeof T->s.run_dir, MPI_CHAR, MPI_COMM_WORLD)) return -1;
+        if (lead) printf("run directory: %s\n", T->s.run_dir);
+    }
     snprintf(T->ckpt_root, sizeof T->ckpt_root, "%s/checkpoints", s->run_dir);
     snprintf(T->log_path, sizeof T->log_path, "%s/run.h5", s->run_dir);
     snprintf(T->raw_dir, sizeof T->raw_dir, "%s/policy-raw", s->run_dir);

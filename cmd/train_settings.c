@@ -17,7 +17,7 @@ typedef struct {
 
 #define S_(k, t, field, lap, pap, h) {k, t, offsetof(settings_t, field), sizeof(((settings_t *)0)->field), lap, pap, h}
 static const setting_t TABLE[] = {
-    S_("run_dir", 's', run_dir, "runs/default", NULL, "run directory: run.h5, checkpoints/, policy-init/"),
+    S_("run_dir", 's', run_dir, "", NULL, "run directory (run.h5, checkpoints/, policy-init/); empty: a new runs/run-<UTC time>"),
     S_("steps", 'i', steps, "8", "200", "GRPO steps"),
     S_("seed", 'i', seed, "1", NULL, "seed of everything (tasks, sampling, init, SFT order)"),
     S_("tasks", 'i', tasks, "8", "16", "tasks per step"),

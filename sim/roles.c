@@ -397,7 +397,7 @@ static int start(roles_t *r, slot_t *s) {
     engine_gen_t gen = {0};
     gen.sampling = r->sampling;
     gen.max_new_tokens = q->max_tokens;
-    gen.stream = r->next_stream++;
+    gen.stream = q->stream ? q->stream + (uint64_t)q->attempts * 0x9e3779b97f4a7c15ull : r->next_stream++;
     gen.logits_hook = gram_engine_hook;
     gen.logits_ud = &s->gs;
     s->seq = engine_add(r->engine, q->prompt.ids, q->prompt.n, &gen, -1);

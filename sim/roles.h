@@ -79,6 +79,9 @@ typedef struct {
     gram_t *gram;          // output grammar (owned by roles_t)
     json_t *schema;        // output schema (owned)
     int max_tokens;
+    uint64_t stream;       // nonzero: attempt k samples with RNG stream (stream + k), so a request's
+                           // output depends only on its own content, not on the batch (0: the
+                           // roles_t counter next_stream, as before)
     // results
     role_abort_t status;
     json_t *out;           // the validated output (owned), NULL when aborted

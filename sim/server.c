@@ -795,6 +795,19 @@ static int finish_one(simserver_t *s, pending_t *pd, role_req_t *q, simserver_re
     return rep_ok(rep, out);
 }
 
+// the RNG stream of a request's LM sampling: a hash of what the request is (task, episode, kind,
+// payload: the payload holds the episode's transcript so far), so a request gets the same output in
+// any batch, in any run, after a resume
+static uint64_t req_stream(const simserver_req_t *q) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const unsigned char *p = (const unsigned char *)(q->payload ? q->payload : "");
+    for (; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+    h ^= q->task_id * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (uint64_t)(int64_t)q->episode) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (uint64_t)q->kind) * 0x94d049bb133111ebull;
+    return h ? h : 1;
+}
+
 int simserver_handle(simserver_t *s, const simserver_req_t *reqs, int n, simserver_rep_t *reps) {
     double t0 = now_s();
     if (n <= 0) return 0;
@@ -812,7 +825,10 @@ int simserver_handle(simserver_t *s, const simserver_req_t *reqs, int n, simserv
     char first_err[512] = "";
     for (int i = 0; i < n; i++) {
         memset(&reps[i], 0, sizeof reps[i]);
-        if (handle_one(&b, &reqs[i], &reps[i], i) < 0) {
+        int np0 = b.np;
+        int hr = handle_one(&b, &reqs[i], &reps[i], i);
+        for (int j = np0; j < b.np; j++) b.rq[j].stream = req_stream(&reqs[i]) + (uint64_t)(j - np0);
+        if (hr < 0) {
             if (!reps[i].status) rep_fail(&reps[i], "internal");
             if (!rc) snprintf(first_err, sizeof first_err, "%s", err_msg());
             rc = -1;
