@@ -102,6 +102,8 @@ typedef struct {
     int n_envs;
     int eval_d[8], n_eval_d;
     char init_dir[512], raw_dir[512], ckpt_root[512], log_path[512];
+    int32_t *vocab;      // --vocab envs: the output vocabulary (sorted ids), n_vocab of them
+    int n_vocab;
     int do_sft;          // a new policy warm-started by SFT (no --policy, sft_steps > 0, Lua envs)
     double grpo_seconds; // wall time of the GRPO steps so far (all sessions of the run)
     double t_grpo_start; // this session's start of the GRPO loop
@@ -619,6 +621,7 @@ static int rollout_poll(train_t *T) {
     if (vi < 0) return progress; // its weights have not arrived yet
     if (T->rmodel_ver != need) {
         params_unpack(&T->rmodel, T->vers[vi].data);
+        if (qwen3_output_vocab_refresh(&T->rmodel)) return -1;
         T->rmodel_ver = need;
     }
     // versions older than this one are never needed again (batches come in version order)
@@ -1236,8 +1239,13 @@ static int build_output_vocab(train_t *T, int32_t **out) {
     if (!seen) return err_set("out of memory");
     const char *names[16];
     for (int i = 0; i < T->n_envs; i++) names[i] = T->envs[i];
-    json_t *data = luaenv_oracle_dataset(names, T->n_envs, 200, SFT_SEED_BASE + 7777777ull, 1, 100);
-    int rc = data ? 0 : -1;
+    // the SFT warm start's transcripts (its targets must be listed) and many more training tasks
+    int per = (int)((T->s.sft_examples + T->n_envs - 1) / T->n_envs);
+    json_t *data = luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1, 100);
+    json_t *more = data ? luaenv_oracle_dataset(names, T->n_envs, 200, SFT_SEED_BASE + 7777777ull, 1, 100) : NULL;
+    if (more) json_array_extend(data, more);
+    json_decref(more);
+    int rc = data && more ? 0 : -1;
     for (size_t i = 0; !rc && i < json_array_size(data); i++) {
         chat_t c;
         if ((rc = chat_init(&c, T->tok))) break;
@@ -1443,6 +1451,12 @@ static json_t *run_config(const train_t *T) {
     return cfg;
 }
 
+// --vocab envs: the same output vocabulary on every model of the run (sampler and learner)
+static int apply_vocab(train_t *T, qwen3_t *m) {
+    if (!T->n_vocab) return 0;
+    return qwen3_set_output_vocab(m, T->vocab, T->n_vocab) ? err_wrap("output vocabulary: ") : 0;
+}
+
 // a broadcast from world rank 0 that does not spin while it waits
 static int bcast_wait(train_t *T, void *buf, int count, MPI_Datatype type, MPI_Comm comm) {
     MPI_Request r;
@@ -1469,6 +1483,7 @@ static int load_ref(train_t *T) { // the KL reference: the policy GRPO starts fr
     if (T->s.kl <= 0 || T->have_ref) return 0;
     if (qwen3_load(&T->ref, T->init_dir, DEVICE_CPU)) return -1;
     T->have_ref = 1;
+    if (apply_vocab(T, &T->ref)) return -1;
     return 0;
 }
 
@@ -1530,10 +1545,20 @@ static int train_main(train_t *T) {
     resuming = flags[1];
     if (bcast_wait(T, ckdir, sizeof ckdir, MPI_CHAR, MPI_COMM_WORLD)) return -1;
     const char *load_dir = resuming ? ckdir : T->do_sft ? T->raw_dir : T->init_dir;
+    // ---- the output vocabulary (--vocab envs; the LM simulator's tasks are not known in advance) ----
+    if (!strcmp(s->vocab, "envs") && strcmp(s->sim, "lm") != 0) {
+        int n = 0;
+        if (lead && (n = build_output_vocab(T, &T->vocab)) < 0) return -1;
+        if (bcast_wait(T, &n, 1, MPI_INT, MPI_COMM_WORLD)) return -1;
+        if (!lead && !(T->vocab = malloc((size_t)n * sizeof *T->vocab))) return err_set("out of memory");
+        if (bcast_wait(T, T->vocab, n, MPI_INT32_T, MPI_COMM_WORLD)) return -1;
+        T->n_vocab = n;
+        if (lead) printf("output vocabulary: %d of %d ids (--vocab envs)\n", n, tokenizer_n_ids(T->tok));
+    }
     // ---- every rank loads what its roles need ----
-    if (c->learner >= 0 && load_learner(T, load_dir)) return -1;
+    if (c->learner >= 0 && (load_learner(T, load_dir) || apply_vocab(T, &T->model))) return -1;
     if (c->rollout >= 0) {
-        if (qwen3_load(&T->rmodel, load_dir, DEVICE_CPU)) return -1;
+        if (qwen3_load(&T->rmodel, load_dir, DEVICE_CPU) || apply_vocab(T, &T->rmodel)) return -1;
         T->have_rmodel = 1;
         T->rmodel_ver = INT64_MIN;
         T->n_floats = params_numel(&T->rmodel);
@@ -1558,7 +1583,7 @@ static int train_main(train_t *T) {
     // ---- the other learners: the SFT'd weights from learner 0, then follow ----
     if (!lead) {
         if (c->learner >= 0) {
-            if (!resuming && T->do_sft && bcast_model(T)) return -1;
+            if (!resuming && T->do_sft && (bcast_model(T) || qwen3_output_vocab_refresh(&T->model))) return -1;
             if (load_ref(T)) return -1;
             if (resuming) {
                 json_t *st = read_state(ckdir);
@@ -1677,6 +1702,7 @@ static int train_main(train_t *T) {
         int rc = w ? params_read_flat(&T->model, p, w) : err_set("out of memory");
         if (!rc) params_unpack(&T->model, w);
         free(w);
+        if (!rc) rc = qwen3_output_vocab_refresh(&T->model);
         learner_sft_result_t res;
         if (!rc) rc = run_sft(T, "baseline (SFT continued)", 1 << 20, s->sft_lr * 0.1, s->sft_lr * 0.1,
                               (uint64_t)s->seed + 1, grpo_s, &res);
@@ -1753,7 +1779,7 @@ int cmd_train(int argc, char **argv) {
     free(T->rb);
     while (T->n_tb) tbatch_drop(T, T->tb[0].step);
     free(T->tb);
-    free(T->cur), free(T->t_dispatch);
+    free(T->cur), free(T->t_dispatch), free(T->vocab);
     tokenizer_free(T->tok);
     comm_free(&T->c);
     MPI_Finalize();

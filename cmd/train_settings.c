@@ -26,6 +26,7 @@ static const setting_t TABLE[] = {
     S_("sim_model", 's', sim_model, "", NULL, "simulator model dir (--sim lm)"),
     S_("envs", 's', envs, "all", NULL, "programmatic environments, comma-separated, or all"),
     S_("policy", 's', policy, "", NULL, "HF model dir to train; empty: init a new one + SFT warm start"),
+    S_("vocab", 's', vocab, "envs", "full", "policy output vocabulary: full, or envs (the environments' tokens + bytes + specials)"),
     S_("lr", 'f', lr, "2e-5", "1e-6", "GRPO learning rate"),
     S_("min_lr", 'f', min_lr, "0", NULL, "cosine floor (0: constant learning rate when warmup = 0)"),
     S_("warmup", 'f', warmup, "0", NULL, "warmup steps"),
@@ -179,6 +180,8 @@ static int check(const settings_t *s) {
     if (strcmp(s->sim, "programmatic") && strcmp(s->sim, "lm"))
         return err_set("sim: expected programmatic or lm, found \"%s\"", s->sim);
     if (!strcmp(s->sim, "lm") && !s->sim_model[0]) return err_set("sim lm needs --sim-model DIR");
+    if (strcmp(s->vocab, "full") && strcmp(s->vocab, "envs"))
+        return err_set("vocab: expected full or envs, found \"%s\"", s->vocab);
     if (s->lr <= 0 || s->lr > 1) return err_set("lr: expected in (0, 1], found %g", s->lr);
     if (s->d_start < 1 || s->d_start > 100) return err_set("d_start: expected 1..100, found %ld", s->d_start);
     if (s->d_step < 1) return err_set("d_step: expected >= 1, found %ld", s->d_step);

@@ -15,6 +15,7 @@ typedef struct {
     char envs[256];         // programmatic environments, comma-separated ("all": every shipped one)
     char policy[256];       // an existing HF model dir to train; "" = create one (init + SFT)
     char eval_difficulties[64]; // "1,50,100"
+    char vocab[16];         // full | envs: the policy's output vocabulary (docs/distributed.md)
     long steps, seed, tasks, group;
     long max_turns, max_new_tokens, max_episode_tokens, max_active;
     long staleness, sim_ranks, rollout_ranks;

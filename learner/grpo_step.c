@@ -203,6 +203,7 @@ int learner_grpo_step(qwen3_t *m, const qwen3_t *ref, qwen3_train_t *tr, qwen3_t
     }
     st->skipped = r == 1;
     st->grad_norm = os.grad_norm, st->lr = os.lr;
+    if (qwen3_output_vocab_refresh(m)) rc = -1; // a restricted output vocabulary copies lm_head rows
 done:
     free(order), free(adv), free(train);
     st->t_train = now_s() - t0 - st->t_sync;

@@ -232,7 +232,7 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
             if (pass == 1) {
                 optim_stats_t st;
                 int src = optim_step_qwen3(&opt, &g, 1.0, loss_sum, &st);
-                if (src < 0) goto done;
+                if (src < 0 || qwen3_output_vocab_refresh(m)) goto done;
                 double dt = now_s() - t0;
                 if (step == 0) r.first_loss = loss_sum;
                 r.last_loss = loss_sum;

@@ -2,7 +2,9 @@
 // (engine.h).
 #include "engine.h"
 
+#include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +51,9 @@ struct engine {
     uint64_t next_order;
     sampler_t *samplers; // one per thread
     int32_t **allowed;   // (n_samplers, V) ids a logits hook allowed, one per thread
+    float **wide;        // (n_samplers, V) a compact row widened for a logits hook, one per thread
     int n_samplers;
+    float *last_wide;    // (V) engine_last_logits' widened row (restricted output)
     qwen3_chunk_t *chunks; // (max_seqs)
     int *chunk_seq;        // (max_seqs) engine sequence of each chunk
 };
@@ -92,6 +96,12 @@ engine_t *engine_new(const qwen3_t *m, const engine_opts_t *opts) {
             return NULL;
         }
     }
+    e->last_wide = malloc((size_t)m->cfg.vocab_size * sizeof(float));
+    if (!e->last_wide) {
+        err_set("engine: out of memory");
+        engine_free(e);
+        return NULL;
+    }
     if (qwen3_kvcache_init(m, &e->kv, o.n_pages, o.page_size, o.max_seqs, o.max_seq_len) ||
         qwen3_state_init(&e->st, m, &e->kv, o.max_batch_tokens, o.max_seqs, o.max_seqs)) {
         err_wrap("engine: ");
@@ -126,9 +136,12 @@ void engine_free(engine_t *e) {
     for (int i = 0; i < e->n_samplers; i++) {
         sampler_free(&e->samplers[i]);
         free(e->allowed[i]);
+        free(e->wide[i]);
     }
     free(e->samplers);
     free(e->allowed);
+    free(e->wide);
+    free(e->last_wide);
     qwen3_state_free(&e->st);
     kvcache_free(&e->kv);
     free(e->seqs);
@@ -267,9 +280,20 @@ const float *engine_logprobs(const engine_t *e, int seq, int *n) {
 
 const kvcache_t *engine_kvcache(const engine_t *e) { return &e->kv; }
 
+// a compact row (the logits of m->out_ids) as a vocabulary row: -inf at every other id
+static void widen_row(const qwen3_t *m, const float *row, float *wide) {
+    for (int i = 0; i < m->cfg.vocab_size; i++) wide[i] = -INFINITY;
+    for (int j = 0; j < m->out_n; j++) wide[m->out_ids[j]] = row[j];
+}
+
 const float *engine_last_logits(const engine_t *e, int seq) {
     if (!seq_valid(e, seq) || e->seqs[seq].logit_row < 0) return NULL;
-    return e->st.h_logits + (size_t)e->seqs[seq].logit_row * e->m->cfg.vocab_size;
+    const int W = e->st.logits_cols;
+    const float *row = e->st.h_logits + (size_t)e->seqs[seq].logit_row * W;
+    if (e->m->out_n == 0) return W == e->m->cfg.vocab_size ? row : NULL;
+    if (W != e->m->out_n) return NULL; // the restriction changed since the step
+    widen_row(e->m, row, e->last_wide);
+    return e->last_wide;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,18 +341,68 @@ static int ensure_samplers(engine_t *e) {
     sampler_t *ns = realloc(e->samplers, (size_t)want * sizeof(sampler_t));
     if (ns) e->samplers = ns;
     int32_t **na = ns ? realloc(e->allowed, (size_t)want * sizeof(int32_t *)) : NULL;
-    if (!na) return err_set("engine: out of memory");
-    e->allowed = na;
+    if (na) e->allowed = na;
+    float **nw = na ? realloc(e->wide, (size_t)want * sizeof(float *)) : NULL;
+    if (!nw) return err_set("engine: out of memory");
+    e->wide = nw;
     for (int i = e->n_samplers; i < want; i++) {
         if (sampler_init(&e->samplers[i], e->m->cfg.vocab_size)) return -1;
         e->allowed[i] = malloc((size_t)e->m->cfg.vocab_size * sizeof(int32_t));
-        if (!e->allowed[i]) {
+        e->wide[i] = malloc((size_t)e->m->cfg.vocab_size * sizeof(float));
+        if (!e->allowed[i] || !e->wide[i]) {
             sampler_free(&e->samplers[i]);
+            free(e->allowed[i]);
+            free(e->wide[i]);
             return err_set("engine: out of memory");
         }
         e->n_samplers = i + 1;
     }
     return 0;
+}
+
+// samples the next token of s from its logits row (compact under an output restriction) on
+// sampling thread th: 0, -1 (err_set), or -2 when its logits hook failed
+static int sample_row(engine_t *e, eseq_t *s, int th, int32_t *tok, float *lp) {
+    const qwen3_t *m = e->m;
+    const int V = m->cfg.vocab_size;
+    sampler_t *sm = &e->samplers[th];
+    float *logits = e->st.h_logits + (size_t)s->logit_row * e->st.logits_cols;
+    const sampler_params_t *sp = &s->gen.sampling;
+    const uint64_t step = (uint64_t)s->n_generated;
+    int32_t *allowed = e->allowed[th];
+    const int32_t *gen = s->tokens + s->n_prompt;
+    if (m->out_n == 0) { // the full vocabulary
+        int n_allowed = 0; // > 0: the hook listed the only finite entries
+        if (s->gen.logits_hook &&
+            (n_allowed = s->gen.logits_hook(s->gen.logits_ud, gen, s->n_generated, logits, V, allowed)) < 0)
+            return -2;
+        return n_allowed > 0 ? sampler_sample_ids(sm, sp, logits, allowed, n_allowed, s->gen.stream, step, tok, lp)
+                             : sampler_sample(sm, sp, logits, s->gen.stream, step, tok, lp);
+    }
+    // restricted output: the compact row holds the listed ids' logits only
+    if (!s->gen.logits_hook)
+        return sampler_sample_compact(sm, sp, logits, m->out_ids, m->out_n, s->gen.stream, step, tok, lp);
+    // with a hook: it sees the widened row (-inf off the list); sampling stays on the list (the
+    // hook's allowed ids, when it lists them, intersected with it)
+    float *wide = e->wide[th];
+    widen_row(m, logits, wide);
+    int n_allowed = s->gen.logits_hook(s->gen.logits_ud, gen, s->n_generated, wide, V, allowed);
+    if (n_allowed < 0) return -2;
+    const int32_t *ids = m->out_ids;
+    if (n_allowed > 0) {
+        int k = 0;
+        for (int i = 0; i < n_allowed; i++)
+            if (allowed[i] >= 0 && allowed[i] < V && m->out_pos[allowed[i]] >= 0) allowed[k++] = allowed[i];
+        if (k == 0)
+            return err_set("the logits hook allowed %d ids, none of them in the model's output vocabulary "
+                           "(%d ids)", n_allowed, m->out_n);
+        ids = allowed;
+        n_allowed = k;
+    } else {
+        n_allowed = m->out_n;
+    }
+    for (int j = 0; j < m->out_n; j++) logits[j] = wide[m->out_ids[j]]; // engine_last_logits shows the hook's row
+    return sampler_sample_ids(sm, sp, wide, ids, n_allowed, s->gen.stream, step, tok, lp);
 }
 
 int engine_step(engine_t *e, engine_event_t *events, int cap) {
@@ -393,31 +467,27 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
         s->n_cached += e->chunks[j].n;
         if (e->chunks[j].n_logits) s->logit_row = row++;
     }
-    int fail = -1; // a chunk whose sampling failed (err_msg is per thread: redone below)
+    int fail = -1; // a chunk whose sampling failed (its message in fail_msg)
     int hook_fail = -1; // a chunk whose logits hook failed
+    char fail_msg[512] = "";
 #pragma omp parallel for schedule(dynamic, 1) if (row > 1)
     for (int j = 0; j < nc; j++) {
         eseq_t *s = &e->seqs[e->chunk_seq[j]];
         if (!e->chunks[j].n_logits) continue;
-        int th = omp_get_thread_num();
-        sampler_t *sm = &e->samplers[th];
-        float *logits = e->st.h_logits + (size_t)s->logit_row * e->m->cfg.vocab_size;
-        int32_t tok, *allowed = e->allowed[th];
+        int32_t tok;
         float lp;
-        int n_allowed = 0; // > 0: the hook listed the only finite entries
-        if (s->gen.logits_hook &&
-            (n_allowed = s->gen.logits_hook(s->gen.logits_ud, s->tokens + s->n_prompt, s->n_generated,
-                                            logits, e->m->cfg.vocab_size, allowed)) < 0) {
+        int rc = sample_row(e, s, omp_get_thread_num(), &tok, &lp);
+        if (rc == -2) {
 #pragma omp atomic write
             hook_fail = j;
             continue;
         }
-        if (n_allowed > 0 ? sampler_sample_ids(sm, &s->gen.sampling, logits, allowed, n_allowed, s->gen.stream,
-                                               (uint64_t)s->n_generated, &tok, &lp)
-                          : sampler_sample(sm, &s->gen.sampling, logits, s->gen.stream, (uint64_t)s->n_generated,
-                                           &tok, &lp)) {
-#pragma omp atomic write
-            fail = j;
+        if (rc) {
+#pragma omp critical(engine_fail)
+            {
+                fail = j;
+                snprintf(fail_msg, sizeof fail_msg, "%s", err_msg());
+            }
             continue;
         }
         s->tokens[s->n_tokens] = tok;
@@ -425,15 +495,7 @@ int engine_step(engine_t *e, engine_event_t *events, int cap) {
     }
     if (hook_fail >= 0)
         return err_set("engine: sequence %d: the logits hook failed", e->chunk_seq[hook_fail]);
-    if (fail >= 0) { // again on this thread, for the message
-        eseq_t *s = &e->seqs[e->chunk_seq[fail]];
-        int32_t tok;
-        float lp;
-        sampler_sample(&e->samplers[0], &s->gen.sampling,
-                       e->st.h_logits + (size_t)s->logit_row * e->m->cfg.vocab_size, s->gen.stream,
-                       (uint64_t)s->n_generated, &tok, &lp);
-        return err_wrap("engine: sequence %d: ", e->chunk_seq[fail]);
-    }
+    if (fail >= 0) return err_set("engine: sequence %d: %s", e->chunk_seq[fail], fail_msg);
 
     // stop conditions and events, in batch order
     for (int j = 0; j < nc; j++) {

@@ -12,6 +12,8 @@
 // cache (a parent for forks) until engine_release().
 //
 // Samples depend only on (seed, stream, step) (see sampler.h), not on the batch composition.
+// Under the model's output restriction (qwen3.h) every token comes from the listed ids and its
+// log-prob is over them: the learner's distribution (qwen3_train.h).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +51,9 @@ typedef struct {
     // sequence at a time. The log-prob is then that of the changed row. Returns 0, or n > 0 when
     // it left only n entries finite and listed their ids, ascending, in `allowed` (room for vocab
     // ids): sampling then touches only those (sampler_sample_ids). < 0 fails engine_step.
+    // Under an output restriction (qwen3_set_output_vocab) the hook sees a full row with -inf off
+    // the list (widening it costs O(vocab) per call: drop hooks that only mask unlisted ids), and
+    // sampling keeps to the listed ids (intersected with `allowed` when the hook lists ids).
     int (*logits_hook)(void *ud, const int32_t *generated, int n_generated, float *logits, int vocab,
                        int32_t *allowed);
     void *logits_ud;
@@ -97,5 +102,7 @@ int engine_pending(const engine_t *e);
 const int32_t *engine_tokens(const engine_t *e, int seq, int *n, int *n_prompt);
 const float *engine_logprobs(const engine_t *e, int seq, int *n);
 const kvcache_t *engine_kvcache(const engine_t *e);
-// logits (V) of the last sampling of a sequence, valid until the next step (tests, debugging)
+// logits (V) of the last sampling of a sequence, valid until the next step (tests, debugging).
+// Under an output restriction the row is widened (-inf off the list) into one engine buffer: valid
+// until the next engine_last_logits call too.
 const float *engine_last_logits(const engine_t *e, int seq);

@@ -1,7 +1,7 @@
 // Qwen3 weights and forward pass (qwen3.h). The forward reads top to bottom like llama2.c:
 //   embed -> per layer [rmsnorm -> q,k,v proj -> q_norm/k_norm -> RoPE -> kv_store -> paged
 //   attention -> o_proj (+ residual) -> rmsnorm -> gate/up -> swiglu -> down (+ residual)]
-//   -> gather the rows that want logits -> final norm -> lm_head
+//   -> gather the rows that want logits -> final norm -> lm_head (or W_sub: the listed rows only)
 #include "qwen3.h"
 
 #include <inttypes.h>
@@ -85,7 +85,54 @@ int qwen3_load(qwen3_t *m, const char *dir, device_t device) {
     return 0;
 }
 
+// drops the output restriction (qwen3_set_output_vocab)
+static void output_vocab_clear(qwen3_t *m) {
+    free(m->out_ids);
+    free(m->out_pos);
+    tensor_free(&m->out_ids_t);
+    tensor_free(&m->lm_head_sub);
+    m->out_ids = m->out_pos = NULL;
+    m->out_n = 0;
+}
+
+int qwen3_set_output_vocab(qwen3_t *m, const int32_t *ids, int n) {
+    const int V = m->cfg.vocab_size;
+    const int64_t C = m->cfg.hidden_size;
+    output_vocab_clear(m);
+    if (n == 0 || !ids) return 0;
+    if (n < 0 || n > V) return err_set("qwen3_set_output_vocab: %d ids, expected 0 .. %d", n, V);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V || (i > 0 && ids[i] <= ids[i - 1]))
+            return err_set("qwen3_set_output_vocab: id %" PRId32 " at position %d is outside [0, %d) or "
+                           "not above the one before (the list must be ascending and unique)", ids[i], i, V);
+    m->out_ids = malloc((size_t)n * sizeof(int32_t));
+    m->out_pos = malloc((size_t)V * sizeof(int32_t));
+    int rc = m->out_ids && m->out_pos ? 0 : err_set("out of memory");
+    if (!rc) {
+        memcpy(m->out_ids, ids, (size_t)n * sizeof(int32_t));
+        for (int i = 0; i < V; i++) m->out_pos[i] = -1;
+        for (int i = 0; i < n; i++) m->out_pos[ids[i]] = i;
+        int64_t n64 = n;
+        tensor_t host = tensor_view(m->out_ids, DTYPE_I32, DEVICE_CPU, 1, &n64);
+        rc = tensor_alloc(&m->out_ids_t, DTYPE_I32, m->device, 1, &n64) || tensor_copy(&m->out_ids_t, &host) ||
+             tensor_alloc(&m->lm_head_sub, DTYPE_F32, m->device, 2, (int64_t[]){n, C});
+    }
+    m->out_n = n;
+    if (rc || qwen3_output_vocab_refresh(m)) {
+        output_vocab_clear(m);
+        return err_wrap("qwen3_set_output_vocab (%d ids): ", n);
+    }
+    return 0;
+}
+
+int qwen3_output_vocab_refresh(qwen3_t *m) {
+    if (m->out_n == 0) return 0;
+    // W_sub (n, C) = lm_head (V, C)[out_ids]: a row gather
+    return op_embedding(&m->lm_head_sub, &m->lm_head, &m->out_ids_t) ? err_wrap("qwen3_output_vocab_refresh: ") : 0;
+}
+
 void qwen3_free(qwen3_t *m) {
+    output_vocab_clear(m);
     tensor_free(&m->embed);
     tensor_free(&m->final_norm);
     tensor_free(&m->lm_head); // no-op for the tied view
@@ -123,6 +170,7 @@ int qwen3_state_init(qwen3_state_t *s, const qwen3_t *m, const kvcache_t *kv, in
     s->max_seqs = max_seqs;
     s->max_logits = max_logits;
     s->max_pages = kv->max_pages_per_seq;
+    s->logits_cols = (int)V;
     device_t dev = m->device;
     struct { tensor_t *t; dtype_t dt; int nd; int64_t a, b, c; } plan[] = {
         {&s->x, DTYPE_F32, 2, N, C, 0},       {&s->xb, DTYPE_F32, 2, N, C, 0},
@@ -347,14 +395,20 @@ int qwen3_forward(const qwen3_t *m, qwen3_state_t *s, kvcache_t *kv, const qwen3
         rc = qwen3_layer_forward(m, l, &io, NULL);
     }
 
-    // logits only at the requested rows: gather them, final norm, lm_head
+    // logits only at the requested rows: gather them, final norm, lm_head. Under an output
+    // restriction the head is W_sub and the rows are compact: (R, W) with W = n, the logits of
+    // the listed ids (the buffer, sized (R, V), holds them).
+    const int64_t W = m->out_n > 0 ? m->out_n : V;
+    const tensor_t *head = m->out_n > 0 ? &m->lm_head_sub : &m->lm_head;
+    s->logits_cols = (int)W;
     if (!rc && R > 0) {
-        tensor_t xl = first_rows(&s->xl, R), logits = first_rows(&s->logits, R); // (R, C), (R, V)
+        tensor_t xl = first_rows(&s->xl, R);                                            // (R, C)
+        tensor_t logits = tensor_view(s->logits.data, DTYPE_F32, s->logits.device, 2, (int64_t[]){R, W});
         rc = op_embedding(&xl, &x, &rows) // a row gather
           || op_rmsnorm(&xl, &xl, &m->final_norm, eps)
-          || op_matmul(&logits, &xl, &m->lm_head, 0);
+          || op_matmul(&logits, &xl, head, 0);
         if (!rc && s->h_logits != s->logits.data) {
-            tensor_t host = tensor_view(s->h_logits, DTYPE_F32, DEVICE_CPU, 2, (int64_t[]){R, V});
+            tensor_t host = tensor_view(s->h_logits, DTYPE_F32, DEVICE_CPU, 2, (int64_t[]){R, W});
             rc = tensor_copy(&host, &logits);
         }
     }

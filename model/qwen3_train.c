@@ -1,8 +1,9 @@
 // Qwen3 training forward and backward (qwen3_train.h). Reads top to bottom:
 //   forward:  embed -> per layer qwen3_layer_forward (the inference code, saving activations)
-//             -> gather the rows that predict a target -> final norm -> per chunk: lm_head,
-//             log-softmax gather (+ entropy)
-//   backward: per chunk: lm_head again, d log-softmax, d lm_head, d hidden -> d final norm ->
+//             -> gather the rows that predict a target -> final norm -> per chunk: lm_head
+//             (W_sub under an output restriction), log-softmax gather (+ entropy)
+//   backward: per chunk: lm_head again, d log-softmax, d lm_head (or d W_sub, scattered into the
+//             lm_head rows after the last chunk), d hidden -> d final norm ->
 //             scatter to the rows -> per layer, last to first: [recompute the layer when
 //             checkpointing] d MLP block, d attention block -> d embedding
 #include "qwen3_train.h"
@@ -177,7 +178,7 @@ void qwen3_train_free(qwen3_train_t *tr) {
     tensor_t *ts[] = {&tr->x, &tr->xb, &tr->hb, &tr->pos, &tr->ids, &tr->seq_info,
                       &tr->page_table, &tr->rows, &tr->targets, &tr->xl, &tr->xn, &tr->logits,
                       &tr->lp_rows, &tr->ent_rows, &tr->dlp_rows, &tr->dx, &tr->dxb, &tr->dq,
-                      &tr->dk, &tr->dv, &tr->datt, &tr->dgate, &tr->dup, &tr->dxn};
+                      &tr->dk, &tr->dv, &tr->datt, &tr->dgate, &tr->dup, &tr->dxn, &tr->dw_sub};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) tensor_free(ts[i]);
     free(tr->h_rows_bt);
     memset(tr, 0, sizeof *tr);
@@ -308,6 +309,10 @@ int qwen3_train_forward(const qwen3_t *m, qwen3_train_t *tr, const qwen3_batch_t
     tr->B = B;
     tr->T = T;
     tr->temperature = temperature;
+    tr->out_n = m->out_n;
+    // the LM head: (V, C), or W_sub (n, C) under an output restriction (targets become columns)
+    const int64_t W = m->out_n > 0 ? m->out_n : c->vocab_size;
+    const tensor_t *head = m->out_n > 0 ? &m->lm_head_sub : &m->lm_head;
 
     // index tensors (host memory: the plan is on the CPU)
     int32_t *ids = tr->ids.data, *pos = tr->pos.data, *si = tr->seq_info.data, *pt = tr->page_table.data;
@@ -323,8 +328,14 @@ int qwen3_train_forward(const qwen3_t *m, qwen3_train_t *tr, const qwen3_batch_t
             ids[n] = batch->ids[n];
             pos[n] = t;
             if (batch->mask[n]) { // target t, predicted by row n - 1
+                int32_t id = batch->ids[n];
+                if (m->out_n > 0 && m->out_pos[id] < 0) {
+                    tr->B = 0; // nothing to differentiate
+                    return err_set("qwen3_train_forward: target id %" PRId32 " at [%d][%d] is not in the "
+                                   "model's output vocabulary (%d ids)", id, b, t, m->out_n);
+                }
                 rows[R] = (int32_t)(n - 1);
-                targets[R] = batch->ids[n];
+                targets[R] = m->out_n > 0 ? m->out_pos[id] : id;
                 tr->h_rows_bt[R] = (int)n;
                 R++;
             }
@@ -348,13 +359,13 @@ int qwen3_train_forward(const qwen3_t *m, qwen3_train_t *tr, const qwen3_batch_t
         rc = op_embedding(&xl, &x, &rows_t) || op_rmsnorm(&xn, &xl, &m->final_norm, eps);
         for (int r0 = 0; r0 < R && !rc; r0 += tr->chunk_rows) {
             int cr = R - r0 < tr->chunk_rows ? R - r0 : tr->chunk_rows;
-            tensor_t logits = rows_of(&tr->logits, cr);                              // (cr, V)
+            tensor_t logits = reshape(&tr->logits, 2, (int64_t[]){cr, W});          // (cr, W)
             tensor_t xn_c = tensor_view((float *)tr->xn.data + (int64_t)r0 * c->hidden_size,
                                         DTYPE_F32, DEVICE_CPU, 2, (int64_t[]){cr, c->hidden_size});
             tensor_t tg = tensor_view(targets + r0, DTYPE_I32, DEVICE_CPU, 1, (int64_t[]){cr});
             tensor_t lpc = tensor_view((float *)tr->lp_rows.data + r0, DTYPE_F32, DEVICE_CPU, 1, (int64_t[]){cr});
             tensor_t enc = tensor_view((float *)tr->ent_rows.data + r0, DTYPE_F32, DEVICE_CPU, 1, (int64_t[]){cr});
-            rc = op_matmul(&logits, &xn_c, &m->lm_head, 0) ||
+            rc = op_matmul(&logits, &xn_c, head, 0) ||
                  op_logsoftmax_gather(&lpc, &logits, &tg, temperature) ||
                  (entropy && op_softmax_entropy(&enc, &logits, temperature));
         }
@@ -431,6 +442,23 @@ int qwen3_train_backward(const qwen3_t *m, qwen3_train_t *tr, const float *dlp, 
     const int64_t N = (int64_t)tr->B * tr->T, C = c->hidden_size;
     const int R = tr->R;
     const float eps = (float)c->rms_norm_eps;
+    if (m->out_n != tr->out_n)
+        return err_set("qwen3_train_backward: the output restriction changed since the forward (%d ids, "
+                       "then %d)", tr->out_n, m->out_n);
+    // the LM head and its gradient: lm_head, or W_sub and d W_sub (scattered into lm_head below)
+    const int64_t W = m->out_n > 0 ? m->out_n : c->vocab_size;
+    const tensor_t *head = m->out_n > 0 ? &m->lm_head_sub : &m->lm_head;
+    tensor_t *dhead = &g->lm_head;
+    if (m->out_n > 0 && R > 0) {
+        if (!tr->dw_sub.data || tr->dw_sub.shape[0] < W) {
+            tensor_free(&tr->dw_sub);
+            if (tensor_alloc(&tr->dw_sub, DTYPE_F32, DEVICE_CPU, 2, (int64_t[]){W, C}))
+                return err_wrap("qwen3_train_backward: ");
+        }
+        tr->dw_sub.shape[0] = W;
+        memset(tr->dw_sub.data, 0, (size_t)(W * C) * sizeof(float));
+        dhead = &tr->dw_sub;
+    }
     tensor_t dx = rows_of(&tr->dx, N);
     memset(dx.data, 0, (size_t)(N * C) * sizeof(float));
     int rc = 0;
@@ -440,17 +468,19 @@ int qwen3_train_backward(const qwen3_t *m, qwen3_train_t *tr, const float *dlp, 
         // LM head, chunk by chunk: logits again, d log-softmax in place, d lm_head, d xn
         for (int r0 = 0; r0 < R && !rc; r0 += tr->chunk_rows) {
             int cr = R - r0 < tr->chunk_rows ? R - r0 : tr->chunk_rows;
-            tensor_t logits = rows_of(&tr->logits, cr);
+            tensor_t logits = reshape(&tr->logits, 2, (int64_t[]){cr, W});
             tensor_t xn_c = tensor_view((float *)tr->xn.data + (int64_t)r0 * C, DTYPE_F32, DEVICE_CPU, 2,
                                         (int64_t[]){cr, C});
             tensor_t dxn_c = tensor_view((float *)tr->dxn.data + (int64_t)r0 * C, DTYPE_F32, DEVICE_CPU, 2,
                                          (int64_t[]){cr, C});
             tensor_t tg = tensor_view((int32_t *)tr->targets.data + r0, DTYPE_I32, DEVICE_CPU, 1, (int64_t[]){cr});
             tensor_t dlc = tensor_view(dl + r0, DTYPE_F32, DEVICE_CPU, 1, (int64_t[]){cr});
-            rc = op_matmul(&logits, &xn_c, &m->lm_head, 0) ||
+            rc = op_matmul(&logits, &xn_c, head, 0) ||
                  op_logsoftmax_gather_backward(&logits, &logits, &tg, &dlc, tr->temperature) ||
-                 op_matmul_backward(&dxn_c, &g->lm_head, &logits, &xn_c, &m->lm_head, 0);
+                 op_matmul_backward(&dxn_c, dhead, &logits, &xn_c, head, 0);
         }
+        // d W_sub row j is the gradient of lm_head row out_ids[j] (tied: of the embedding row)
+        if (m->out_n > 0) rc = rc || op_embedding_backward(&g->lm_head, &tr->dw_sub, &m->out_ids_t);
         // final norm, then the gathered rows go back to their places in the residual stream
         tensor_t dxn = rows_of(&tr->dxn, R), xl = rows_of(&tr->xl, R), rows_t = rows_of(&tr->rows, R);
         tensor_t dxl = rows_of(&tr->dxb, R);

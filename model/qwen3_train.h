@@ -11,6 +11,13 @@
 // mask[b][t] = 1 iff token ids[b][t] is a target, predicted by the logits at t-1 (so mask[b][0] = 0):
 //   lp[b][t] = log_softmax(logits[b][t-1] / temperature)[ids[b][t]]
 //
+// Under an output restriction (qwen3_set_output_vocab) the LM head is W_sub (n, C): the logits
+// chunk is (chunk_rows, n), log-softmax and entropy run over the listed ids, a target must be a
+// listed id (an error names the id and its position), and the backward scatter-adds d W_sub into
+// the gradient of lm_head (tied: of the embedding) at the listed rows. Refresh W_sub after every
+// weight update (qwen3_output_vocab_refresh) and keep the restriction between a forward and its
+// backward.
+//
 // Activation memory is planned in one place (qwen3_train_init), sized from (B_max, T_max) and the
 // config, and reused by every step. With checkpoint = 1 only each layer's input is kept; the
 // backward recomputes the layer's forward (the same code) before differentiating it. Both modes
@@ -74,7 +81,8 @@ typedef struct {
     tensor_t seq_info;    // I32 (B, 3)
     tensor_t page_table;  // I32 (B, 1)
     tensor_t rows;        // I32 (R) row n = b*T + t-1 of each loss position (b, t)
-    tensor_t targets;     // I32 (R) the target id ids[b][t] of each loss position
+    tensor_t targets;     // I32 (R) the target of each loss position: the id ids[b][t], or its
+                          // position in the output list under a restriction (a column of the logits)
     tensor_t xl;          // (R, C) gathered final hidden rows
     tensor_t xn;          // (R, C) final-normed rows
     tensor_t logits;      // (chunk_rows, V) one chunk of logits
@@ -88,8 +96,10 @@ typedef struct {
     tensor_t datt;        // (N, Hq, D)
     tensor_t dgate, dup;  // (N, I)
     tensor_t dxn;         // (R, C)
+    tensor_t dw_sub;      // (n, C) d W_sub under an output restriction (allocated when first needed)
     // the last forward's batch
     int B, T, R;
+    int out_n;            // the output restriction it ran under (n, 0: none)
     float temperature;
     int *h_rows_bt;       // (R) host: b*T + t of each loss position
 } qwen3_train_t;

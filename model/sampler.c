@@ -211,11 +211,11 @@ static int32_t sample_from(sampler_t *s, const sampler_params_t *p, const float 
     return tok < 0 ? idx[keep - 1] : tok;
 }
 
-int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits, uint64_t stream,
-                   uint64_t step, int32_t *token, float *logprob) {
+// the draw over a dense row of n <= vocab_size logits: writes the index drawn and its log-prob
+static int sample_dense(sampler_t *s, const sampler_params_t *p, const float *logits, int n, uint64_t stream,
+                        uint64_t step, int32_t *token, float *logprob) {
     if (sampler_params_check(p)) return -1;
-    const int V = s->vocab_size;
-    const float m = row_max(logits, V);
+    const float m = row_max(logits, n);
     if (!isfinite(m)) return err_set("sampler: the logits hold no finite maximum (NaN or inf)");
     int best = 0; // the argmax: the lowest id holding the max
     while (logits[best] != m) best++;
@@ -224,16 +224,31 @@ int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits,
     float *e = s->prob;
     if (p->temperature == 0) {
         *token = best;
-        *logprob = (float)(-log(row_exp(logits, V, m, 1.0f, e))); // logits[best] - m == 0
+        *logprob = (float)(-log(row_exp(logits, n, m, 1.0f, e))); // logits[best] - m == 0
         return 0;
     }
 
-    // e_i = exp((l_i - max) / T); sum over all V gives the full distribution's normalizer
+    // e_i = exp((l_i - max) / T); sum over all n gives the full distribution's normalizer
     const float inv_t = 1.0f / p->temperature;
-    double total = row_exp(logits, V, m, inv_t, e);
-    int32_t tok = sample_from(s, p, e, NULL, V, total, best, sampler_uniform(p->seed, stream, step));
+    double total = row_exp(logits, n, m, inv_t, e);
+    int32_t tok = sample_from(s, p, e, NULL, n, total, best, sampler_uniform(p->seed, stream, step));
     *token = tok;
     *logprob = (float)((double)((logits[tok] - m) * inv_t) - log(total));
+    return 0;
+}
+
+int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits, uint64_t stream,
+                   uint64_t step, int32_t *token, float *logprob) {
+    return sample_dense(s, p, logits, s->vocab_size, stream, step, token, logprob);
+}
+
+int sampler_sample_compact(sampler_t *s, const sampler_params_t *p, const float *logits, const int32_t *ids,
+                           int n, uint64_t stream, uint64_t step, int32_t *token, float *logprob) {
+    if (n < 1 || n > s->vocab_size)
+        return err_set("sampler: a compact row of %d logits (expected 1 .. %d)", n, s->vocab_size);
+    int32_t j;
+    if (sample_dense(s, p, logits, n, stream, step, &j, logprob)) return -1;
+    *token = ids[j];
     return 0;
 }
 

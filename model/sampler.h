@@ -8,6 +8,7 @@
 // The log-prob returned with each token is log softmax(logits / temperature)[token] over the FULL
 // vocabulary, before top-k / top-p truncation (the distribution a policy-gradient method
 // differentiates). At temperature 0 (greedy) it is log softmax(logits)[token] (temperature 1).
+// sampler_sample_ids / sampler_sample_compact: the same over the listed ids only.
 #pragma once
 #include <stdint.h>
 
@@ -39,3 +40,8 @@ int sampler_sample(sampler_t *s, const sampler_params_t *p, const float *logits,
 // allows): touches only those entries, so its cost is O(n), not O(V). The log-prob is over them.
 int sampler_sample_ids(sampler_t *s, const sampler_params_t *p, const float *logits, const int32_t *ids,
                        int n, uint64_t stream, uint64_t step, int32_t *token, float *logprob);
+// the same draw from a compact row: logits (n) holds the logits of ids[0..n) (ascending; every
+// other id is -inf), e.g. a model's restricted output (qwen3_set_output_vocab). O(n); the token
+// written is an id from `ids`, the log-prob is over them. n <= vocab_size.
+int sampler_sample_compact(sampler_t *s, const sampler_params_t *p, const float *logits, const int32_t *ids,
+                           int n, uint64_t stream, uint64_t step, int32_t *token, float *logprob);

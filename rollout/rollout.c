@@ -297,7 +297,9 @@ static int ep_start_turn(rollout_t *r, episode_t *ep, int e, const msg_task_t *t
     engine_gen_t g = {.sampling = r->o.sampling, .max_new_tokens = max_new,
                       .stream = mix64(t->task_id * 0x9e3779b97f4a7c15ull + (uint64_t)ep->index * 1000003ull +
                                       (uint64_t)ep->turns)};
-    if (r->n_tok_ids < r->policy->cfg.vocab_size) g.logits_hook = mask_padding_ids, g.logits_ud = &r->n_tok_ids;
+    // (a restricted output vocabulary, qwen3_set_output_vocab, lists no padding id: no hook needed)
+    if (r->policy->out_n == 0 && r->n_tok_ids < r->policy->cfg.vocab_size)
+        g.logits_hook = mask_padding_ids, g.logits_ud = &r->n_tok_ids;
     ep->seq = engine_add(r->engine, ep->chat.ids.ids, n, &g, ts->root >= 0 ? ts->root : -1);
     if (ep->seq < 0) return err_wrap("engine_add (episode %d of task %llu): ", ep->index,
                                      (unsigned long long)t->task_id);

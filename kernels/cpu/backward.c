@@ -192,10 +192,14 @@ int cpu_op_logsoftmax_gather_backward(tensor_t *dlogits, const tensor_t *logits,
         float *drow = ds + n * V;
         float m = -INFINITY;
         for (int64_t i = 0; i < V; i++) m = row[i] > m ? row[i] : m;
-        double sum = 0.0;
-        for (int64_t i = 0; i < V; i++) sum += expf((row[i] - m) * inv_t);
+        double sum = 0.0; // e^z kept in drow (one expf per entry; drow may be row itself)
+        for (int64_t i = 0; i < V; i++) {
+            const float e = expf((row[i] - m) * inv_t);
+            drow[i] = e;
+            sum += e;
+        }
         const float scale = gs[n] * inv_t, inv_sum = (float)(1.0 / sum);
-        for (int64_t i = 0; i < V; i++) drow[i] = -scale * expf((row[i] - m) * inv_t) * inv_sum;
+        for (int64_t i = 0; i < V; i++) drow[i] = -scale * drow[i] * inv_sum;
         drow[id[n]] += scale;
     }
     return 0;
@@ -225,10 +229,11 @@ int cpu_op_softmax_entropy(tensor_t *out, const tensor_t *logits, float temperat
 
 // ---------------------------------------------------------------------------------------------
 // attention: one (sequence, KV head) pair per work item, which owns dK/dV of that head and dQ of
-// its query heads, so nothing is shared between threads
+// its query heads, so nothing is shared between threads. _ref: row by row (the reference);
+// cpu_op_attention_backward: tiles of ATT_BWD_TILE query rows on OpenBLAS (below).
 
-int cpu_op_attention_backward(tensor_t *dq, tensor_t *dk, tensor_t *dv, const tensor_t *dout,
-                              const tensor_t *q, const tensor_t *k, const tensor_t *v) {
+int cpu_op_attention_backward_ref(tensor_t *dq, tensor_t *dk, tensor_t *dv, const tensor_t *dout,
+                                  const tensor_t *q, const tensor_t *k, const tensor_t *v) {
     const int64_t B = q->shape[0], T = q->shape[1], Hq = q->shape[2], D = q->shape[3];
     const int64_t Hkv = k->shape[2], group = Hq / Hkv;
     const float scale = 1.0f / sqrtf((float)D);
@@ -289,6 +294,101 @@ int cpu_op_attention_backward(tensor_t *dq, tensor_t *dk, tensor_t *dv, const te
                 }
 #undef KV_AT
 #undef Q_AT
+        }
+        free(p);
+        free(dp);
+    }
+    if (fail) return err_set("op_attention_backward: out of memory for scratch (%" PRId64 " keys)", T);
+    return 0;
+}
+
+#define ATT_BWD_TILE 64 // query rows per tile
+
+// Per (sequence b, KV head) item, per query head h of its group, per tile of query rows i0..i1-1
+// (keys 0..i1-1 cover the tile: later keys are masked for all of its rows):
+//   S (rows, i1) = Q_tile K^T scale, P = softmax with the causal mask (masked entries 0)
+//   dP (rows, i1) = dO_tile V^T,  dS = P (dP - rowsum(P dP)) scale
+//   dQ_tile = dS K,  dK[0:i1] += dS^T Q_tile,  dV[0:i1] += P^T dO_tile
+// Tiles and heads in a fixed order, each GEMM on one thread: the same bits at any thread count.
+int cpu_op_attention_backward(tensor_t *dq, tensor_t *dk, tensor_t *dv, const tensor_t *dout,
+                              const tensor_t *q, const tensor_t *k, const tensor_t *v) {
+    cpu_blas_init();
+    const int64_t B = q->shape[0], T = q->shape[1], Hq = q->shape[2], D = q->shape[3];
+    const int64_t Hkv = k->shape[2], group = Hq / Hkv;
+    const int64_t ldq = Hq * D, ldk = Hkv * D; // row strides of one head's (T, D) matrices
+    const float scale = 1.0f / sqrtf((float)D);
+    const float *qs = q->data, *ks = k->data, *vs = v->data, *gs = dout->data;
+    float *dqs = dq->data, *dks = dk->data, *dvs = dv->data;
+    const int64_t tile_n = (int64_t)ATT_BWD_TILE * (T > 0 ? T : 1);
+    int fail = 0;
+#pragma omp parallel if (B * Hkv > 1 && B * T * T * Hq * D >= PAR_MIN_WORK)
+    {
+        float *p = malloc((size_t)tile_n * sizeof(float));  // (rows, i1) probabilities
+        float *dp = malloc((size_t)tile_n * sizeof(float)); // (rows, i1) dP, then dS
+        if (!p || !dp) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t item = 0; item < B * Hkv; item++) {
+            if (!p || !dp) continue;
+            const int64_t b = item / Hkv, kvh = item % Hkv;
+            const float *kb = ks + b * T * ldk + kvh * D, *vb = vs + b * T * ldk + kvh * D;
+            float *dkb = dks + b * T * ldk + kvh * D, *dvb = dvs + b * T * ldk + kvh * D;
+            for (int64_t t = 0; t < T; t++) {
+                memset(dkb + t * ldk, 0, (size_t)D * sizeof(float));
+                memset(dvb + t * ldk, 0, (size_t)D * sizeof(float));
+            }
+            for (int64_t h = kvh * group; h < (kvh + 1) * group; h++)
+                for (int64_t i0 = 0; i0 < T; i0 += ATT_BWD_TILE) {
+                    const int64_t rows = T - i0 < ATT_BWD_TILE ? T - i0 : ATT_BWD_TILE, nk = i0 + rows;
+                    const int64_t at = (b * T + i0) * ldq + h * D; // the tile's first row of head h
+                    const float *qt = qs + at, *gt = gs + at;
+                    // P = softmax(Q K^T scale), causal; dP = dO V^T
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)nk, (int)D,
+                                scale, qt, (int)ldq, kb, (int)ldk, 0.0f, p, (int)nk);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)nk, (int)D,
+                                1.0f, gt, (int)ldq, vb, (int)ldk, 0.0f, dp, (int)nk);
+                    for (int64_t r = 0; r < rows; r++) {
+                        float *pr = p + r * nk, *dr = dp + r * nk;
+                        const int64_t n = i0 + r + 1; // keys 0..i0+r
+                        float lane[16];
+                        for (int j = 0; j < 16; j++) lane[j] = -INFINITY;
+                        const int64_t n16 = n / 16 * 16;
+                        for (int64_t t = 0; t < n16; t += 16)
+                            for (int j = 0; j < 16; j++) lane[j] = pr[t + j] > lane[j] ? pr[t + j] : lane[j];
+                        float m = -INFINITY;
+                        for (int j = 0; j < 16; j++) m = lane[j] > m ? lane[j] : m;
+                        for (int64_t t = n16; t < n; t++) m = pr[t] > m ? pr[t] : m;
+                        for (int64_t t = 0; t < n; t++) pr[t] = cpu_expf_neg(pr[t] - m);
+                        for (int64_t t = n; t < nk; t++) pr[t] = 0.0f;
+                        double sl[8] = {0};
+                        const int64_t n8 = n / 8 * 8;
+                        for (int64_t t = 0; t < n8; t += 8)
+                            for (int j = 0; j < 8; j++) sl[j] += (double)pr[t + j];
+                        double sum = 0.0;
+                        for (int j = 0; j < 8; j++) sum += sl[j];
+                        for (int64_t t = n8; t < n; t++) sum += (double)pr[t];
+                        const float inv = (float)(1.0 / sum);
+                        for (int64_t t = 0; t < n; t++) pr[t] *= inv;
+                        double pl[8] = {0}; // sum_j P_ij dP_ij
+                        for (int64_t t = 0; t < n8; t += 8)
+                            for (int j = 0; j < 8; j++) pl[j] += (double)pr[t + j] * dr[t + j];
+                        double pdp = 0.0;
+                        for (int j = 0; j < 8; j++) pdp += pl[j];
+                        for (int64_t t = n8; t < n; t++) pdp += (double)pr[t] * dr[t];
+                        const float c = (float)pdp;
+                        for (int64_t t = 0; t < n; t++) dr[t] = pr[t] * (dr[t] - c) * scale;
+                        for (int64_t t = n; t < nk; t++) dr[t] = 0.0f;
+                    }
+                    // dQ_tile = dS K; dK += dS^T Q_tile; dV += P^T dO_tile
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)nk,
+                                1.0f, dp, (int)nk, kb, (int)ldk, 0.0f, dqs + at, (int)ldq);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)D, (int)rows,
+                                1.0f, dp, (int)nk, qt, (int)ldq, 1.0f, dkb, (int)ldk);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)D, (int)rows,
+                                1.0f, p, (int)nk, gt, (int)ldq, 1.0f, dvb, (int)ldk);
+                }
         }
         free(p);
         free(dp);

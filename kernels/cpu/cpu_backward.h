@@ -15,5 +15,9 @@ int cpu_op_embedding_backward(tensor_t *dtable, const tensor_t *dout, const tens
 int cpu_op_logsoftmax_gather_backward(tensor_t *dlogits, const tensor_t *logits,
                                       const tensor_t *ids, const tensor_t *dlp, float temperature);
 int cpu_op_softmax_entropy(tensor_t *out, const tensor_t *logits, float temperature);
+// attention: tiles of query rows on OpenBLAS (S, P, dP, dS per tile; dQ, dK, dV by GEMMs);
+// _ref: the scalar row-by-row loop, the reference the tests compare with
 int cpu_op_attention_backward(tensor_t *dq, tensor_t *dk, tensor_t *dv, const tensor_t *dout,
                               const tensor_t *q, const tensor_t *k, const tensor_t *v);
+int cpu_op_attention_backward_ref(tensor_t *dq, tensor_t *dk, tensor_t *dv, const tensor_t *dout,
+                                  const tensor_t *q, const tensor_t *k, const tensor_t *v);

@@ -27,6 +27,33 @@ static inline float cpu_dot(const float *a, const float *b, int64_t n) {
     return s;
 }
 
+// e^x for x <= 0 (softmax weights after subtracting the row max), in a form the compiler
+// vectorizes (no libm call): Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, the Cephes degree-6
+// polynomial for e^r (about 1 ulp), times 2^n built in the exponent bits. Inputs below -87
+// (-INFINITY included) give e^-87 ~ 1.6e-38 instead of a denormal or 0: negligible beside the max
+// term's 1. Not for x > 0 (no overflow handling).
+static inline float cpu_expf_neg(float x) {
+    // the clamp on the bits (a float compare would keep the loop from vectorizing under
+    // -ftrapping-math): for x <= 0 the unsigned bits grow with |x|; -87.0f is 0xC2AE0000
+    union { float f; uint32_t u; } xb = {x};
+    xb.u = xb.u > 0xC2AE0000u ? 0xC2AE0000u : xb.u;
+    x = xb.f;
+    const float shifter = 12582912.0f; // 1.5 * 2^23: adding it rounds to an integer in the low bits
+    float t = x * 1.44269504088896341f + shifter;
+    float n = t - shifter;
+    union { float f; int32_t i; } tb = {t}, sc;
+    float r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    sc.i = (tb.i - 0x4B400000 + 127) << 23; // 2^n, n in [-126, 0]
+    return y * sc.f;
+}
+
 int cpu_op_matmul(tensor_t *out, const tensor_t *x, const tensor_t *w, int accumulate);
 int cpu_op_rmsnorm(tensor_t *out, const tensor_t *x, const tensor_t *w, float eps);
 int cpu_op_rope(tensor_t *x, const tensor_t *pos, double theta);
@@ -38,5 +65,15 @@ int cpu_op_logsoftmax_gather(tensor_t *out, const tensor_t *logits, const tensor
                              float temperature);
 int cpu_op_kv_store(tensor_t *k_pool, tensor_t *v_pool, const tensor_t *k, const tensor_t *v,
                     const tensor_t *slots);
+// attention: sequences with at least CPU_ATTENTION_GEMM_MIN_Q query rows (prefill, the training
+// forward) run on OpenBLAS, tiles of query rows against their causal key range; shorter ones
+// (decode) row by row. _ref: every row by the scalar loop (the reference the tests compare with);
+// _gemm_min_q: the threshold as an argument (1: every sequence on the GEMM path).
+#define CPU_ATTENTION_GEMM_MIN_Q 32
 int cpu_op_attention(tensor_t *out, const tensor_t *q, const tensor_t *k_pool,
                      const tensor_t *v_pool, const tensor_t *seq_info, const tensor_t *page_table);
+int cpu_op_attention_ref(tensor_t *out, const tensor_t *q, const tensor_t *k_pool,
+                         const tensor_t *v_pool, const tensor_t *seq_info, const tensor_t *page_table);
+int cpu_op_attention_gemm_min_q(tensor_t *out, const tensor_t *q, const tensor_t *k_pool,
+                                const tensor_t *v_pool, const tensor_t *seq_info,
+                                const tensor_t *page_table, int64_t gemm_min_q);
