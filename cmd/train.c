@@ -107,6 +107,7 @@ typedef struct {
     int do_sft;          // a new policy warm-started by SFT (no --policy, sft_steps > 0, Lua envs)
     double grpo_seconds; // wall time of the GRPO steps so far (all sessions of the run)
     double t_grpo_start; // this session's start of the GRPO loop
+    int64_t eval_step;   // GRPO steps done when the current evaluation runs (its /eval "step")
     int64_t n_floats;
     // learner
     qwen3_t model, grads, ref;
@@ -937,7 +938,7 @@ static int log_eval(train_t *T, tbatch_t *tb, const char *phase, eval_table_t *e
         et->n[e][d]++;
         et->ok[e][d] += t->abort != TRAJ_SIM_ERROR && t->reward >= 1.0f - 1e-6f;
         et->rw[e][d] += t->abort != TRAJ_SIM_ERROR ? t->reward : -1.0;
-        runlog_traj_t row = {.step = T->trained > 0 ? T->trained : 0, .task_id = t->task_id, .group = t->group, .index = t->index,
+        runlog_traj_t row = {.step = T->eval_step, .task_id = t->task_id, .group = t->group, .index = t->index,
                              .policy_version = t->policy_version, .eval = 1, .difficulty = t->difficulty,
                              .reward = t->reward, .score = t->score, .turns = t->turns, .tool_calls = t->tool_calls,
                              .abort = t->abort, .truncated = t->truncated, .n_tokens = t->n_tokens,
@@ -950,7 +951,7 @@ static int log_eval(train_t *T, tbatch_t *tb, const char *phase, eval_table_t *e
         int N = 0, K = 0;
         double R = 0;
         for (int e = 0; e <= T->n_envs; e++) {
-            runlog_eval_t row = {.step = T->trained > 0 ? T->trained : 0, .difficulty = T->eval_d[d]};
+            runlog_eval_t row = {.step = T->eval_step, .difficulty = T->eval_d[d]};
             snprintf(row.phase, sizeof row.phase, "%s", phase);
             if (e < T->n_envs) {
                 snprintf(row.env, sizeof row.env, "%s", T->envs[e]);
@@ -1103,6 +1104,7 @@ static int run_eval(train_t *T, int64_t k, const char *phase, eval_table_t *et) 
         memset(et, 0, sizeof *et);
         return 0;
     }
+    T->eval_step = T->trained > 0 ? T->trained : T->dispatched > 0 ? T->dispatched : 0;
     if (dispatch_eval(T, k)) return -1;
     int64_t key = (int64_t)(EVAL_BATCH_BASE + (uint64_t)k);
     for (;;) {
@@ -1114,7 +1116,10 @@ static int run_eval(train_t *T, int64_t k, const char *phase, eval_table_t *et) 
             tbatch_drop(T, key);
             return rc;
         }
-        if (g_stop) return err_set("interrupted during evaluation");
+        if (g_stop) {
+            err_set("interrupted during evaluation");
+            return -2;
+        }
         if (!p) comm_idle(&T->c);
     }
 }
@@ -1241,7 +1246,8 @@ static int build_output_vocab(train_t *T, int32_t **out) {
     for (int i = 0; i < T->n_envs; i++) names[i] = T->envs[i];
     // the SFT warm start's transcripts (its targets must be listed) and many more training tasks
     int per = (int)((T->s.sft_examples + T->n_envs - 1) / T->n_envs);
-    json_t *data = luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1, 100);
+    json_t *data = luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1,
+                                         (int)T->s.sft_d_max);
     json_t *more = data ? luaenv_oracle_dataset(names, T->n_envs, 200, SFT_SEED_BASE + 7777777ull, 1, 100) : NULL;
     if (more) json_array_extend(data, more);
     json_decref(more);
@@ -1308,7 +1314,8 @@ static int sft_data(train_t *T, learner_sft_example_t **out, int *n_out, int *ma
     const char *names[16];
     for (int i = 0; i < T->n_envs; i++) names[i] = T->envs[i];
     int per = (int)((T->s.sft_examples + T->n_envs - 1) / T->n_envs);
-    json_t *data = luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1, 100);
+    json_t *data = luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1,
+                                         (int)T->s.sft_d_max);
     if (!data) return -1;
     int n = (int)json_array_size(data), rc = 0;
     *maxlen = 16;
@@ -1487,6 +1494,21 @@ static int load_ref(train_t *T) { // the KL reference: the policy GRPO starts fr
     return 0;
 }
 
+// a signal stopped an evaluation: exit 3 like any preemption (the newest checkpoint, if any, is
+// where --resume continues; without one the run starts again)
+static int preempted(train_t *T, const char *where) {
+    printf("stopped by a signal %s; continue with --resume (exit %d)\n", where, EXIT_PREEMPTED);
+    T->exit_code = EXIT_PREEMPTED;
+    return 0;
+}
+
+#define RUN_EVAL(k, phase, tab)                                                                     \
+    do {                                                                                            \
+        int er_ = run_eval(T, (k), (phase), (tab));                                                 \
+        if (er_ == -2) return preempted(T, "during the evaluation");                                \
+        if (er_) return -1;                                                                         \
+    } while (0)
+
 static int train_main(train_t *T) {
     const settings_t *s = &T->s;
     comm_t *c = &T->c;
@@ -1569,6 +1591,7 @@ static int train_main(train_t *T) {
         ro.max_tasks = (int)(s->tasks > 32 ? s->tasks : 32);
         ro.sampling = (sampler_params_t){.temperature = (float)s->temperature, .top_k = 0, .top_p = 1.0f,
                                          .seed = (uint64_t)s->seed};
+        ro.eval_sampling = (sampler_params_t){.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .seed = 0}; // greedy
         T->ro = rollout_new(&T->rmodel, T->tok, &ro, sim_transport, T);
         if (!T->ro) return -1;
     }
@@ -1623,7 +1646,8 @@ static int train_main(train_t *T) {
         if (T->do_sft) {
             // held-out success of the random init, then the SFT warm start
             T->trained = -1; // the evaluation below is of version -1
-            if (push_weights(T, -1) || run_eval(T, 0, "init", &tabs[0])) return -1;
+            if (push_weights(T, -1)) return -1;
+            RUN_EVAL(0, "init", &tabs[0]);
             have[0] = 1;
             T->trained = 0;
             learner_sft_result_t res;
@@ -1634,7 +1658,7 @@ static int train_main(train_t *T) {
         }
         if (load_ref(T)) return -1;
         if (push_weights(T, 0)) return -1;
-        if (run_eval(T, 1, phase_names[1], &tabs[1])) return -1;
+        RUN_EVAL(1, phase_names[1], &tabs[1]);
         have[1] = 1;
         for (int k = 0; k < 2; k++)
             if (have[k] && n_eval_tasks(T)) print_eval(T, phase_names[k], &tabs[k]);
@@ -1692,7 +1716,7 @@ static int train_main(train_t *T) {
         return 0;
     }
     double grpo_s = T->grpo_seconds + (now_s() - T->t_grpo_start);
-    if (run_eval(T, 2, "grpo", &tabs[2])) return -1;
+    RUN_EVAL(2, "grpo", &tabs[2]);
     have[2] = 1;
     // ---- the baseline: the SFT warm start continued for the wall time GRPO took ----
     if (T->do_sft && s->baseline) {
@@ -1709,7 +1733,8 @@ static int train_main(train_t *T) {
         if (rc) return -1;
         int64_t keep = T->trained;
         T->trained = -2;
-        if (push_weights(T, -2) || run_eval(T, 3, "baseline", &tabs[3])) return -1;
+        if (push_weights(T, -2)) return -1;
+        RUN_EVAL(3, "baseline", &tabs[3]);
         T->trained = keep;
         have[3] = 1;
     }
@@ -1754,10 +1779,13 @@ int cmd_train(int argc, char **argv) {
     int code = rc ? 1 : T->exit_code;
     if (rc) fprintf(stderr, "trustee train (rank %d): %s\n", T->c.rank, err_msg());
     if (T->c.learner == 0) {
+        // the last weights broadcast completes first (the rollout ranks still poll for it), then
+        // everyone is told to stop
+        if (rc == 0 && T->push_pending) comm_wait_request(&T->c, &T->push_req);
+        T->push_pending = 0;
         if (rc == 0 || T->log) shutdown_all(T, code, rc ? "learner 0 failed" : "done");
         runlog_close(T->log);
     }
-    if (T->push_pending) comm_wait_request(&T->c, &T->push_req);
     comm_drain(&T->c, 10.0);
     if (rc && T->c.size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     // free everything

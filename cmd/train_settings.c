@@ -53,6 +53,7 @@ static const setting_t TABLE[] = {
     S_("sft_steps", 'i', sft_steps, "40", "0", "SFT warm-start steps (new policy only)"),
     S_("sft_batch", 'i', sft_batch, "8", NULL, "SFT transcripts per step"),
     S_("sft_examples", 'i', sft_examples, "120", NULL, "oracle transcripts for the SFT warm start"),
+    S_("sft_d_max", 'i', sft_d_max, "100", NULL, "SFT transcripts: difficulties spread over 1..sft_d_max"),
     S_("sft_lr", 'f', sft_lr, "1e-3", NULL, "SFT learning rate"),
     S_("baseline", 'i', baseline, "1", "0", "1: after GRPO, continue the SFT warm start for GRPO's wall time and evaluate it"),
     S_("micro_batch", 'i', micro_batch, "8", NULL, "sequences per learner forward/backward"),
@@ -189,6 +190,7 @@ static int check(const settings_t *s) {
         return err_set("max_turns, max_new_tokens >= 1 and max_episode_tokens >= 64 expected");
     if (s->ckpt_every < 1 || s->keep_ckpts < 1) return err_set("ckpt_every and keep_ckpts: expected >= 1");
     if (s->micro_batch < 1) return err_set("micro_batch: expected >= 1, found %ld", s->micro_batch);
+    if (s->sft_d_max < 1 || s->sft_d_max > 100) return err_set("sft_d_max: expected 1..100, found %ld", s->sft_d_max);
     if (s->eval_tasks < 0) return err_set("eval_tasks: expected >= 0, found %ld", s->eval_tasks);
     if (s->temperature <= 0) return err_set("temperature: expected > 0, found %g", s->temperature);
     if (s->kl < 0 || s->clip_low < 0 || s->clip_high < 0) return err_set("kl, clip_low, clip_high: expected >= 0");

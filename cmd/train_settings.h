@@ -22,7 +22,7 @@ typedef struct {
     long d_start, d_step;
     long ckpt_every, keep_ckpts;
     long eval_tasks;        // held-out tasks per (env, difficulty)
-    long sft_steps, sft_batch, sft_examples;
+    long sft_steps, sft_batch, sft_examples, sft_d_max;
     long micro_batch, recompute;
     long baseline;          // 1: SFT continued for GRPO's wall time, evaluated as a baseline
     long init_hidden, init_layers, init_heads, init_kv_heads, init_head_dim, init_intermediate;

@@ -63,6 +63,7 @@ void rollout_opts_default(rollout_opts_t *o) {
     o->max_active = 64;
     o->max_tasks = 16;
     o->sampling = (sampler_params_t){.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 0};
+    o->eval_sampling = (sampler_params_t){.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .seed = 0};
     o->page_size = 16;
 }
 
@@ -133,7 +134,7 @@ rollout_t *rollout_new(const qwen3_t *policy, const tokenizer_t *tok, const roll
                 o->max_turns, o->max_new_tokens, o->max_active, o->max_tasks, o->max_episode_tokens);
         return NULL;
     }
-    if (sampler_params_check(&o->sampling)) return NULL;
+    if (sampler_params_check(&o->sampling) || sampler_params_check(&o->eval_sampling)) return NULL;
     rollout_t *r = calloc(1, sizeof *r);
     if (!r) {
         err_set("out of memory");
@@ -294,7 +295,7 @@ static int ep_start_turn(rollout_t *r, episode_t *ep, int e, const msg_task_t *t
     int max_new = r->o.max_new_tokens;
     if (max_new > budget) max_new = budget;
     if (max_new > room) max_new = room;
-    engine_gen_t g = {.sampling = r->o.sampling, .max_new_tokens = max_new,
+    engine_gen_t g = {.sampling = t->eval ? r->o.eval_sampling : r->o.sampling, .max_new_tokens = max_new,
                       .stream = mix64(t->task_id * 0x9e3779b97f4a7c15ull + (uint64_t)ep->index * 1000003ull +
                                       (uint64_t)ep->turns)};
     // (a restricted output vocabulary, qwen3_set_output_vocab, lists no padding id: no hook needed)

@@ -35,6 +35,7 @@ typedef struct {
     int max_active;         // episodes generating at once (64)
     int max_tasks;          // tasks of one rollout_run at most (sizes the engine) (16)
     sampler_params_t sampling; // temperature 1, top_p 1, top_k 0, seed
+    sampler_params_t eval_sampling; // for evaluation tasks (msg_task_t.eval): greedy by default
     int page_size;          // KV page size (16)
 } rollout_opts_t;
 void rollout_opts_default(rollout_opts_t *o);

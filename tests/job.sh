@@ -114,7 +114,7 @@ PYEOF
   ;;
 signal)
   # a bit more work per step than TINY, so that a signal lands in the middle of a step
-  MORE=(--steps 5 --tasks 4 --group 4 --max-new-tokens 64)
+  MORE=(--steps 5 --tasks 4 --group 4 --max-new-tokens 64 --vocab full)  # full vocabulary: slower steps
   run "$work/ref" "${MORE[@]}"
   for sig in TERM KILL; do
     d="$work/sig-$sig"

@@ -37,6 +37,7 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT # so that the EXIT trap cleans up when ctest or a user stops the test
 if "$LS" status 2> /dev/null | grep -q '^running: slurmctld'; then
   echo "local Slurm already running: it stays up after the test"
 else
@@ -48,7 +49,7 @@ fi
 TINY="--tasks 2 --group 2 --envs airline,banking --sft-steps 2 --sft-examples 4 --sft-batch 2
       --eval-tasks 1 --eval-difficulties 1,50 --init-hidden 32 --init-layers 1 --init-heads 2
       --init-kv-heads 1 --init-head-dim 16 --init-intermediate 64 --max-new-tokens 24 --max-turns 3
-      --max-episode-tokens 2048 --micro-batch 4 --ckpt-every 1 --keep-ckpts 10"
+      --max-episode-tokens 2048 --micro-batch 4 --ckpt-every 1 --keep-ckpts 10 --baseline 0"
 export TRUSTEE OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 job_field() { # job_field JOBID KEY: one KEY=value of `scontrol show job`
@@ -95,7 +96,7 @@ requeue)
   # the job requeues itself (pending for cred_expire seconds), runs again and completes
   t0=$SECONDS
   while squeue -h -j "$jid" 2> /dev/null | grep -q .; do
-    if ((SECONDS - t0 > 400)); then echo "FAIL: job $jid not finished 400 s after the signal"; cat "$work/job.out"; exit 1; fi
+    if ((SECONDS - t0 > 300)); then echo "FAIL: job $jid not finished 300 s after the signal"; cat "$work/job.out"; exit 1; fi
     sleep 0.5
   done
   state=$(job_field "$jid" JobState) ec=$(job_field "$jid" ExitCode) restarts=$(job_field "$jid" Restarts)
