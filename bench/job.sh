@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 trustee=$build/trustee
 [ -x "$trustee" ] || { echo "bench/job.sh: $trustee not found (build first)"; exit 1; }
-STEPS=${STEPS:-4} TASKS=${TASKS:-8} GROUP=${GROUP:-4} MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-48}
+STEPS=${STEPS:-5} TASKS=${TASKS:-16} GROUP=${GROUP:-8} MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-64}
 work=$(mktemp -d /tmp/trustee-bench-job-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
