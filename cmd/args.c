@@ -83,7 +83,7 @@ int args_flag(args_t *a, const char *name) {
 }
 
 // Levenshtein distance, for "did you mean"
-static int args_distance(const char *s, const char *t) {
+int args_distance(const char *s, const char *t) {
     int n = (int)strlen(s), m = (int)strlen(t);
     if (n > 63 || m > 63) return 99;
     int d[64][64];

@@ -18,3 +18,5 @@ int args_int(args_t *a, const char *name, long def, long *out);     // 0 or -1
 int args_float(args_t *a, const char *name, double def, double *out);
 int args_flag(args_t *a, const char *name); // 1 when present
 int args_finish(args_t *a);                 // -1 (err_set) on an unknown option or stray word
+// Levenshtein distance of two names (99 when either is longer than 63), for "did you mean"
+int args_distance(const char *s, const char *t);

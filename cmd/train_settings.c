@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "kernels/err.h"
 
 typedef struct {
@@ -86,21 +87,6 @@ static int set_value(settings_t *s, const setting_t *t, const char *v, const cha
     return 0;
 }
 
-static int edit_distance(const char *a, const char *b) {
-    int la = (int)strlen(a), lb = (int)strlen(b), d[64][64];
-    if (la > 63 || lb > 63) return 99;
-    for (int i = 0; i <= la; i++) d[i][0] = i;
-    for (int j = 0; j <= lb; j++) d[0][j] = j;
-    for (int i = 1; i <= la; i++)
-        for (int j = 1; j <= lb; j++) {
-            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
-
 static const setting_t *find(const char *key) {
     for (int i = 0; i < N_TABLE; i++)
         if (strcmp(TABLE[i].key, key) == 0) return &TABLE[i];
@@ -111,7 +97,7 @@ static int unknown(const char *key, const char *where) {
     int best = 99;
     const char *name = NULL;
     for (int i = 0; i < N_TABLE; i++) {
-        int d = edit_distance(key, TABLE[i].key);
+        int d = args_distance(key, TABLE[i].key);
         if (d < best) best = d, name = TABLE[i].key;
     }
     if (best <= 3) return err_set("%s: unknown setting \"%s\" (did you mean \"%s\"?)", where, key, name);
