@@ -241,8 +241,8 @@ void settings_usage(FILE *f) {
                "  --config FILE  flat `key = value` lines (# comments); the command line wins\n"
                "  --resume       continue RUN_DIR from its latest checkpoint (exactly)\n"
                "\n"
-               "Exit codes: 0 done; 1 error; 3 stopped by SIGTERM/SIGUSR1 after writing a checkpoint\n"
-               "(resume with --resume; slurm/train.sbatch requeues on it).\n"
+               "Exit codes: 0 done; 1 error; 2 bad settings; 3 stopped by SIGTERM/SIGUSR1/SIGINT after\n"
+               "writing a checkpoint (resume with --resume; slurm/train.sbatch requeues on it).\n"
                "\n"
                "Settings (--key value; '-' or '_'):        laptop / paper\n");
     for (int i = 0; i < N_TABLE; i++) {
