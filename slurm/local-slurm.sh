@@ -84,7 +84,7 @@ write_conf() {
     cat >"$tmp" <<EOF
 # written by local-slurm.sh -- single node, no cgroups, no accounting daemon
 ClusterName=localcluster
-SlurmctldHost=localhost
+SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=6817
