@@ -223,6 +223,7 @@ int settings_parse(settings_t *s, int argc, char **argv) {
         if (set_value(s, t, v, "command line")) return -1;
     }
     s->resume = resume;
+    if (resume && !s->run_dir[0]) return err_set("--resume needs --run-dir (the run to continue)");
     return check(s);
 }
 
