@@ -527,16 +527,9 @@ builders.balance_inquiry = function(rng, aspects, st, w)
 end
 
 local function sample_task(rng, aspects, family)
-  family = family or pick_family(rng, families, aspects.expected_calls)
-  local st, wd = gen_world(rng)
-  local b = builders[family]
-  if not b then error("unknown family '" .. tostring(family) .. "'") end
-  local t = b(rng, aspects, st, wd)
-  for k in spairs(t.facts) do
-    t.checks[#t.checks + 1] = {name = "asked the customer: " .. k:gsub("_", " "), fn = "revealed", args = {key = k}}
-  end
-  return {family = family, query = persona_wrap(aspects, t.query), system = SYSTEM[(aspects.system_prompt or 0) + 1],
-          facts = object(t.facts), state = st, tools = t.tools, checks = t.checks, solution = t.solution}
+  return family_task(rng, aspects, family, {families = families, builders = builders, gen_world = gen_world,
+                                            persona_wrap = persona_wrap, system = SYSTEM,
+                                            fact_check = "asked the customer: "})
 end
 
 ---------------------------------------------------------------- oracle
@@ -584,11 +577,7 @@ oracles.balance_inquiry = function(task, s, steps)
   steps[#steps + 1] = {say = "The balance is " .. money(s.balance) .. "; the last deposit was " .. money(s.dep) .. "."}
 end
 
-local function oracle(task)
-  local steps = ask_facts_first(task)
-  oracles[task.family](task, task.solution, steps)
-  return steps
-end
+local function oracle(task) return family_oracle(oracles, task) end
 
 return {
   name = "banking",

@@ -598,16 +598,9 @@ checks.only_changed_notify = function(state, a, ctx)
 end
 
 local function sample_task(rng, aspects, family)
-  family = family or pick_family(rng, families, aspects.expected_calls)
-  local st, plist = gen_world(rng)
-  local b = builders[family]
-  if not b then error("unknown family '" .. tostring(family) .. "'") end
-  local t = b(rng, aspects, st, plist)
-  for k in spairs(t.facts) do
-    t.checks[#t.checks + 1] = {name = "asked the user: " .. k:gsub("_", " "), fn = "revealed", args = {key = k}}
-  end
-  return {family = family, query = persona_wrap(aspects, t.query), system = SYSTEM[(aspects.system_prompt or 0) + 1],
-          facts = object(t.facts), state = st, tools = t.tools, checks = t.checks, solution = t.solution}
+  return family_task(rng, aspects, family, {families = families, builders = builders, gen_world = gen_world,
+                                            persona_wrap = persona_wrap, system = SYSTEM,
+                                            fact_check = "asked the user: "})
 end
 
 ---------------------------------------------------------------- oracle
@@ -647,11 +640,7 @@ oracles.remove_attendee = function(task, s, steps)
   steps[#steps + 1] = {say = "Done, they are off the invite."}
 end
 
-local function oracle(task)
-  local steps = ask_facts_first(task)
-  oracles[task.family](task, task.solution, steps)
-  return steps
-end
+local function oracle(task) return family_oracle(oracles, task) end
 
 return {
   name = "calendar",

@@ -569,19 +569,9 @@ builders.order_status = function(rng, aspects, st, clist)
 end
 
 local function sample_task(rng, aspects, family)
-  family = family or pick_family(rng, families, aspects.expected_calls)
-  local st, clist = gen_world(rng)
-  local b = builders[family]
-  if not b then error("unknown family '" .. tostring(family) .. "'") end
-  local t = b(rng, aspects, st, clist)
-  -- one "revealed" check per fact the user must be asked for
-  for k in spairs(t.facts) do
-    t.checks[#t.checks + 1] = {name = "asked the customer for the " .. k:gsub("_", " "), fn = "revealed", args = {key = k}}
-  end
-  local query = persona_wrap(aspects, t.query)
-  return {family = family, query = query, system = SYSTEM[(aspects.system_prompt or 0) + 1],
-          facts = object(t.facts), fact_phrases = t.fact_phrases, state = st, tools = t.tools, checks = t.checks,
-          solution = t.solution}
+  return family_task(rng, aspects, family, {families = families, builders = builders, gen_world = gen_world,
+                                            persona_wrap = persona_wrap, system = SYSTEM,
+                                            fact_check = "asked the customer for the "})
 end
 
 ---------------------------------------------------------------- oracle
@@ -633,11 +623,7 @@ oracles.order_status = function(task, s, steps)
   steps[#steps + 1] = {say = "Order " .. s.oid .. " is " .. o.status .. " with " .. o.tracking.carrier .. ", tracking number " .. o.tracking.number .. "."}
 end
 
-local function oracle(task)
-  local steps = ask_facts_first(task)
-  oracles[task.family](task, task.solution, steps)
-  return steps
-end
+local function oracle(task) return family_oracle(oracles, task) end
 
 return {
   name = "retail_orders",

@@ -53,6 +53,32 @@ function ask_facts_first(task)
     return {{ask = keys}}
 end
 
+-- The sample_task of an environment made of task families: picks the family (when not given),
+-- builds the world (e.gen_world(rng) -> state, extra) and the task (e.builders[family](rng,
+-- aspects, state, extra) -> {query, facts, checks, tools, solution[, fact_phrases]}), adds one
+-- "revealed" check per hidden fact (named e.fact_check .. the fact), wraps the query in the persona
+-- (e.persona_wrap) and picks the system prompt (e.system[level + 1]).
+function family_task(rng, aspects, family, e)
+  family = family or pick_family(rng, e.families, aspects.expected_calls)
+  local st, extra = e.gen_world(rng)
+  local b = e.builders[family]
+  if not b then error("unknown family '" .. tostring(family) .. "'") end
+  local t = b(rng, aspects, st, extra)
+  for k in spairs(t.facts) do
+    t.checks[#t.checks + 1] = {name = e.fact_check .. k:gsub("_", " "), fn = "revealed", args = {key = k}}
+  end
+  return {family = family, query = e.persona_wrap(aspects, t.query), system = e.system[(aspects.system_prompt or 0) + 1],
+          facts = object(t.facts), fact_phrases = t.fact_phrases, state = st, tools = t.tools, checks = t.checks,
+          solution = t.solution}
+end
+
+-- The oracle of such an environment: ask for every hidden fact, then the family's own steps
+function family_oracle(oracles, task)
+  local steps = ask_facts_first(task)
+  oracles[task.family](task, task.solution, steps)
+  return steps
+end
+
 function deep_equal(a, b)
     if a == b then return true end
     if type(a) == "number" and type(b) == "number" then return a == b end
