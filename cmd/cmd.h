@@ -15,6 +15,7 @@ int cmd_check_bfcl(int argc, char **argv);  // cmd/check_bfcl.c
 int cmd_eval(int argc, char **argv);        // cmd/eval.c
 int cmd_train(int argc, char **argv);       // cmd/train.c
 int cmd_inspect(int argc, char **argv);     // cmd/inspect.c
+int cmd_plan_memory(int argc, char **argv); // cmd/plan_memory.c
 
 // prints "trustee <sub>: <err_msg()>" on stderr and returns 1 (for `return cmd_fail("sub")`)
 int cmd_fail(const char *sub);

@@ -26,6 +26,7 @@ static const subcommand_t SUBCOMMANDS[] = {
     {"check-bfcl", cmd_check_bfcl, "judge candidate tool calls with the BFCL AST checker (verdicts JSONL)"},
     {"eval", cmd_eval, "evaluate a checkpoint on a benchmark (BFCL single-turn): accuracy per category"},
     {"inspect", cmd_inspect, "print a training step of a run log: its row, tasks, a trajectory's transcript"},
+    {"plan-memory", cmd_plan_memory, "device memory budget of a role (learner, rollout, sim): every buffer, total vs GPU"},
     {"bench-generate", cmd_bench_generate, NULL}, // hidden: batched generation throughput
     {"bench-train", cmd_bench_train, NULL},       // hidden: forward+backward and optimizer timing
 };

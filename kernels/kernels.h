@@ -88,8 +88,8 @@ int op_attention(tensor_t *out, const tensor_t *q, const tensor_t *k_pool, const
 // ---- ops (backward) ----
 // Gradients of the forward ops above, for training (kernels/cpu/*_backward.c). Parameter
 // gradients (dw) always ACCUMULATE (+=), so micro-batches add up; input gradients (dx) are written
-// (=), or added when accumulate = 1. A NULL gradient pointer skips that output. CUDA tensors get
-// "not implemented on CUDA yet" (a later issue).
+// (=), or added when accumulate = 1. A NULL gradient pointer skips that output. All tensors on one
+// device: the CPU backend takes F32 only, CUDA (kernels/cuda/backward.cu) F32 / BF16 / F16.
 // matmul: dx (N, I) (+)= dout (N, O) @ w (O, I); dw (O, I) += dout^T @ x (N, I)
 int op_matmul_backward(tensor_t *dx, tensor_t *dw, const tensor_t *dout, const tensor_t *x,
                        const tensor_t *w, int accumulate);

@@ -85,6 +85,91 @@ int qwen3_load(qwen3_t *m, const char *dir, device_t device) {
     return 0;
 }
 
+// a 64-bit hash of a counter (splitmix64's finalizer): the random weights are a pure function of
+// (seed, tensor, element), so they can be generated in parallel and in chunks
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// fills tensor t (any device, any float dtype) with uniform(-a, a) values, or `value` when a == 0;
+// F32 values are generated on the host in chunks and converted into t by tensor_copy
+static int fill_random(tensor_t *t, uint64_t seed, uint64_t k, float a, float value) {
+    const int64_t n = tensor_numel(t), chunk = (int64_t)1 << 22;
+    const int direct = t->device == DEVICE_CPU && t->dtype == DTYPE_F32;
+    float *buf = direct ? t->data : malloc((size_t)(n < chunk ? n : chunk) * sizeof(float));
+    if (!buf) return err_set("qwen3_init_random: out of memory");
+    const uint64_t base = mix64(seed ^ mix64(k + 1));
+    int rc = 0;
+    for (int64_t i0 = 0; i0 < n && !rc; i0 += direct ? n : chunk) {
+        int64_t m = direct ? n : (n - i0 < chunk ? n - i0 : chunk);
+#pragma omp parallel for if (m > (1 << 16))
+        for (int64_t j = 0; j < m; j++) { // element i0 + j
+            // 24 random bits -> u in [0, 1), exact in F32; the value is (2u - 1) a
+            float u = (float)(mix64(base + (uint64_t)(i0 + j)) >> 40) * (1.0f / 16777216.0f);
+            buf[j] = a > 0 ? (2.0f * u - 1.0f) * a : value;
+        }
+        if (!direct) {
+            tensor_t src = tensor_view(buf, DTYPE_F32, DEVICE_CPU, 1, &m);
+            tensor_t dst_t = tensor_view((char *)t->data + (size_t)i0 * dtype_size(t->dtype), t->dtype,
+                                         t->device, 1, &m);
+            rc = tensor_copy(&dst_t, &src);
+        }
+    }
+    if (!direct) free(buf);
+    return rc;
+}
+
+int qwen3_init_random(qwen3_t *m, const qwen3_config_t *cfg, device_t device, dtype_t dtype,
+                      uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    if (qwen3_config_validate(cfg, "qwen3_init_random")) return -1;
+    if (dtype != DTYPE_F32 && dtype != DTYPE_BF16 && dtype != DTYPE_F16)
+        return err_set("qwen3_init_random: weights must be F32, BF16 or F16, found %s", dtype_name(dtype));
+    m->cfg = *cfg;
+    m->device = device;
+    const qwen3_config_t *c = &m->cfg;
+    int64_t V = c->vocab_size, C = c->hidden_size, I = c->intermediate_size;
+    int64_t Hq = c->num_attention_heads, Hkv = c->num_key_value_heads, D = c->head_dim;
+    m->layers = calloc((size_t)c->num_hidden_layers, sizeof(qwen3_layer_t));
+    if (!m->layers) return err_set("qwen3_init_random: out of memory");
+    const float a = 0.02f * 1.7320508f; // uniform(-a, a) has std a / sqrt(3) = 0.02
+    uint64_t k = 0;                     // tensor counter (qwen3_free's order)
+    int rc = 0;
+#define MAKE(t, a0, a1, nd, is_norm)                                                                 if (!rc) {                                                                                           rc = tensor_alloc(&(t), dtype, device, nd, (int64_t[]){a0, a1}) ||                                    fill_random(&(t), seed, k, (is_norm) ? 0.0f : a, 1.0f);                                     k++;                                                                                         }
+    MAKE(m->embed, V, C, 2, 0);
+    MAKE(m->final_norm, C, 0, 1, 1);
+    if (c->tie_word_embeddings) {
+        m->lm_head = m->embed;
+        m->lm_head.owned = 0; // a view
+        k++;
+    } else {
+        MAKE(m->lm_head, V, C, 2, 0);
+    }
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        qwen3_layer_t *ly = &m->layers[l];
+        MAKE(ly->input_norm, C, 0, 1, 1);
+        MAKE(ly->wq, Hq * D, C, 2, 0);
+        MAKE(ly->wk, Hkv * D, C, 2, 0);
+        MAKE(ly->wv, Hkv * D, C, 2, 0);
+        MAKE(ly->wo, C, Hq * D, 2, 0);
+        MAKE(ly->q_norm, D, 0, 1, 1);
+        MAKE(ly->k_norm, D, 0, 1, 1);
+        MAKE(ly->post_norm, C, 0, 1, 1);
+        MAKE(ly->w_gate, I, C, 2, 0);
+        MAKE(ly->w_up, I, C, 2, 0);
+        MAKE(ly->w_down, C, I, 2, 0);
+    }
+#undef MAKE
+    if (rc) {
+        qwen3_free(m);
+        return err_wrap("qwen3_init_random (%s on %s): ", dtype_name(dtype),
+                        device == DEVICE_CUDA ? "CUDA" : "CPU");
+    }
+    return 0;
+}
+
 // drops the output restriction (qwen3_set_output_vocab)
 static void output_vocab_clear(qwen3_t *m) {
     free(m->out_ids);
@@ -115,7 +200,7 @@ int qwen3_set_output_vocab(qwen3_t *m, const int32_t *ids, int n) {
         int64_t n64 = n;
         tensor_t host = tensor_view(m->out_ids, DTYPE_I32, DEVICE_CPU, 1, &n64);
         rc = tensor_alloc(&m->out_ids_t, DTYPE_I32, m->device, 1, &n64) || tensor_copy(&m->out_ids_t, &host) ||
-             tensor_alloc(&m->lm_head_sub, DTYPE_F32, m->device, 2, (int64_t[]){n, C});
+             tensor_alloc(&m->lm_head_sub, m->lm_head.dtype, m->device, 2, (int64_t[]){n, C});
     }
     m->out_n = n;
     if (rc || qwen3_output_vocab_refresh(m)) {

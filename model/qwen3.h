@@ -52,6 +52,14 @@ typedef struct {
 
 // loads config.json and the weights of a checkpoint directory onto `device` (as F32)
 int qwen3_load(qwen3_t *m, const char *dir, device_t device);
+// A model shaped by cfg with random weights, created directly on `device` with every weight stored
+// as `dtype` (F32; BF16 / F16 for the CUDA backend, which computes in F32 on any storage dtype:
+// the CPU backend computes on F32 weights only). No checkpoint: for benchmarks and tests.
+// Matrices and the embedding are uniform with standard deviation 0.02 (HF's initializer_range),
+// the norm weights 1. Element i of the k-th tensor (in qwen3_free's order) depends on (seed, k, i)
+// only, so the same seed gives the same weights on every device, rounded to `dtype`.
+int qwen3_init_random(qwen3_t *m, const qwen3_config_t *cfg, device_t device, dtype_t dtype,
+                      uint64_t seed);
 void qwen3_free(qwen3_t *m);
 // Restricts the model's OUTPUT to n ids (sorted ascending, unique, each in [0, V)): the logits of
 // every other id are -inf, i.e. the distribution is the softmax over the listed ids only, for the

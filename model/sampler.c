@@ -5,21 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cuda/sampler_rng.h"
 #include "../kernels/err.h"
 
 // ---- counter-based RNG: splitmix64's finalizer as a hash of (seed, stream, step) ----
-
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+// (kernels/cuda/sampler_rng.h: shared with the CUDA sampler, which must draw the same uniforms)
 
 double sampler_uniform(uint64_t seed, uint64_t stream, uint64_t step) {
-    uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ull);
-    h = mix64(h ^ (stream * 0xd1b54a32d192ed03ull + 0x632be59bd9b4e019ull));
-    h = mix64(h ^ (step * 0x8cb92ba72f3d8dd7ull + 0xa0761d6478bd642full));
-    return (double)(h >> 11) * 0x1.0p-53;
+    return sampler_rng_uniform(seed, stream, step);
 }
 
 // ---- row helpers: max and e^((x - max) / T) of a whole vocabulary row ----

@@ -9,4 +9,14 @@ if(TRUSTEE_CUDA)
   trustee_c_test(cuda_ops SOURCES test_cuda_ops.c)
   add_test(NAME cuda_ops_harness COMMAND cuda_ops --self-check)
   set_tests_properties(cuda_ops_harness PROPERTIES ENVIRONMENT "${TRUSTEE_TEST_ENV}")
+  # AdamW / sampling / chunked LM-head log-prob on CUDA vs their CPU references (learner/optim.c,
+  # model/sampler.c, kernels/lmhead.c); the harness checks the CPU references against double loops
+  trustee_c_test(cuda_train SOURCES test_cuda_train.c LIBS trustee_learner)
+  add_test(NAME cuda_train_harness COMMAND cuda_train --self-check)
+  set_tests_properties(cuda_train_harness PROPERTIES ENVIRONMENT "${TRUSTEE_TEST_ENV}")
+  # the backward ops (kernels/cuda/backward.cu) in the same way: CUDA against the CPU backend, and
+  # cuda_backward_harness with the CPU as the device under test
+  trustee_c_test(cuda_backward SOURCES test_cuda_backward.c)
+  add_test(NAME cuda_backward_harness COMMAND cuda_backward --self-check)
+  set_tests_properties(cuda_backward_harness PROPERTIES ENVIRONMENT "${TRUSTEE_TEST_ENV}")
 endif()

@@ -13,6 +13,7 @@
 // Without a usable CUDA device it prints "SKIP: ..." and exits 77. With --self-check it runs the
 // same harness with the CPU backend as the device under test (F32 cases only), which checks the
 // harness itself on machines without a GPU.
+#define _POSIX_C_SOURCE 200809L // setenv
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,10 +416,18 @@ typedef struct {
     int32_t q_len[4], kv_len[4];
 } batch_t;
 
-static int case_attention(const batch_t *bt, int64_t Hq, int64_t Hkv, int64_t D, dtype_t dt) {
-    const int64_t S = 16, MP = 4, P = 20; // pages of 16; at most 64 KV positions per sequence
-    int64_t B = bt->B, N = 0;
-    int32_t seq[4][3], pages[4][4], perm[20];
+// Runs one layout with the kernel variant `variant` ("rows", "flash" or NULL = the op's own
+// choice; kernels/cuda/attention.cu reads TRUSTEE_CUDA_ATTENTION). Pages of S = 16; the page table
+// holds just enough pages for the longest sequence; pages are shuffled in the pool.
+static int case_attention(const batch_t *bt, int64_t Hq, int64_t Hkv, int64_t D, dtype_t dt,
+                          const char *variant) {
+    const int64_t S = 16;
+    int64_t B = bt->B, N = 0, max_kv = 0;
+    for (int b = 0; b < B; b++)
+        if (bt->kv_len[b] > max_kv) max_kv = bt->kv_len[b];
+    const int64_t MP = max_kv <= 64 ? 4 : (max_kv + S - 1) / S, P = B * MP + 4;
+    int32_t seq[4][3];
+    int32_t *pages = malloc((size_t)(B * MP) * sizeof *pages), *perm = malloc((size_t)P * sizeof *perm);
     for (int b = 0; b < B; b++) {
         seq[b][0] = (int32_t)N;
         seq[b][1] = bt->q_len[b];
@@ -434,7 +443,7 @@ static int case_attention(const batch_t *bt, int64_t Hq, int64_t Hkv, int64_t D,
     }
     for (int b = 0; b < B; b++)
         for (int c = 0; c < MP; c++)
-            pages[b][c] = perm[b * MP + c];
+            pages[b * MP + c] = perm[b * MP + c];
     int64_t qshape[3] = {N, Hq, D}, pshape[4] = {P, S, Hkv, D}, sshape[2] = {B, 3},
             tshape[2] = {B, MP};
     pair_t q, kp, vp, out, si, pt;
@@ -443,21 +452,24 @@ static int case_attention(const batch_t *bt, int64_t Hq, int64_t Hkv, int64_t D,
     OK(pair_rand(&vp, dt, 4, pshape, -1, 1));
     OK(pair_rand(&out, DTYPE_F32, 3, qshape, 0, 0));
     OK(pair_i32(&si, 2, sshape, &seq[0][0]));
-    OK(pair_i32(&pt, 2, tshape, &pages[0][0]));
+    OK(pair_i32(&pt, 2, tshape, pages));
+    if (variant) setenv("TRUSTEE_CUDA_ATTENTION", variant, 1);
     OK(op_attention(&out.ref, &q.ref, &kp.ref, &vp.ref, &si.ref, &pt.ref));
     OK(op_attention(&out.dev, &q.dev, &kp.dev, &vp.dev, &si.dev, &pt.dev));
-    char what[128];
-    snprintf(what, sizeof what, "attention %s N=%lld Hq=%lld Hkv=%lld D=%lld %s", bt->name,
-             (long long)N, (long long)Hq, (long long)Hkv, (long long)D, dtype_name(dt));
-    if (compare(what, &out.dev, &out.ref, TOL_EXACT)) return 1;
+    char what[160];
+    snprintf(what, sizeof what, "attention %s N=%lld Hq=%lld Hkv=%lld D=%lld %s %s", bt->name,
+             (long long)N, (long long)Hq, (long long)Hkv, (long long)D, dtype_name(dt),
+             variant ? variant : "auto");
+    int rc = compare(what, &out.dev, &out.ref, TOL_EXACT);
 
     // a page id outside the pool, a kv_len beyond the page table, overlapping rows: errors
-    if (bt->B >= 2) {
-        int32_t bad_pages[4][4], bad_seq[4][3];
-        memcpy(bad_pages, pages, sizeof pages);
-        bad_pages[1][(bt->kv_len[1] - 1) / S] = (int32_t)P; // the last page the sequence uses
+    if (!rc && bt->B >= 2) {
+        int32_t bad_seq[4][3];
+        int32_t *bad_pages = malloc((size_t)(B * MP) * sizeof *bad_pages);
+        memcpy(bad_pages, pages, (size_t)(B * MP) * sizeof *pages);
+        bad_pages[1 * MP + (bt->kv_len[1] - 1) / S] = (int32_t)P; // the last page the sequence uses
         pair_t bpt, bsi;
-        OK(pair_i32(&bpt, 2, tshape, &bad_pages[0][0]));
+        OK(pair_i32(&bpt, 2, tshape, bad_pages));
         err_clear();
         CHECK(op_attention(&out.dev, &q.dev, &kp.dev, &vp.dev, &si.dev, &bpt.dev) != 0,
               "attention: page %lld was accepted", (long long)P);
@@ -479,14 +491,18 @@ static int case_attention(const batch_t *bt, int64_t Hq, int64_t Hkv, int64_t D,
         printf("  attention overlapping rows -> %s\n", err_msg());
         pair_free(&bsi);
         pair_free(&bpt);
+        free(bad_pages);
     }
+    if (variant) unsetenv("TRUSTEE_CUDA_ATTENTION");
     pair_free(&q);
     pair_free(&kp);
     pair_free(&vp);
     pair_free(&out);
     pair_free(&si);
     pair_free(&pt);
-    return 0;
+    free(pages);
+    free(perm);
+    return rc;
 }
 
 static int test_attention(void) {
@@ -495,14 +511,24 @@ static int test_attention(void) {
         {"decode x2", 2, {1, 1}, {1, 64}},
         {"mixed", 3, {1, 20, 16}, {50, 20, 45}}, // decode, prefill, chunked prefill: N = 37
         {"prefill", 1, {37}, {37}},
+        // longer prefills: several 32-row query tiles and 32-key tiles, tiles straddling
+        // sequences, chunked prefill on top of a cache, lengths not multiples of 16 or 32
+        {"long prefill", 1, {300}, {300}},
+        {"prefill x3", 3, {70, 1, 129}, {70, 200, 300}},
+        {"chunked prefill", 2, {45, 33}, {1100, 33}},
     };
     // (Hq, Hkv, D): GQA ratios 1, 2, 4; head dims 64 and 128
     const int64_t heads[][3] = {{4, 4, 64}, {8, 4, 128}, {8, 2, 64}, {4, 1, 128}};
-    for (int b = 0; b < 4; b++)
-        for (int h = 0; h < 4; h++)
-            for (int t = 0; t < n_dtypes(); t++)
-                if (case_attention(&batches[b], heads[h][0], heads[h][1], heads[h][2], dtypes[t]))
-                    return 1;
+    // every layout under the op's own choice, and then forced onto each kernel (on the CPU
+    // reference the variable changes nothing, so --self-check runs the same cases)
+    const char *variants[] = {NULL, "rows", "flash"};
+    for (int v = 0; v < 3; v++)
+        for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++)
+            for (int h = 0; h < 4; h++)
+                for (int t = 0; t < n_dtypes(); t++)
+                    if (case_attention(&batches[b], heads[h][0], heads[h][1], heads[h][2],
+                                       dtypes[t], variants[v]))
+                        return 1;
     return 0;
 }
 

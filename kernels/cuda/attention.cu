@@ -1,14 +1,28 @@
 // attention.cu: causal GQA attention over the paged KV cache (see op_attention in kernels.h).
 //
-// Straightforward first version, correct before fast: one block per (query row n, query head h).
-// The block's warps split the visible key positions round-robin; a warp computes one score at a
-// time (lanes split the head dim, warp_sum reduces) and keeps its own online-softmax state and
-// output accumulator (lane holds dims lane, lane + 32, ...). At the end the warps' partial states
-// are merged through shared memory. A flash-style tiled kernel replaces this later.
+// Two kernels compute the same thing:
+// - attention_kernel (decode, or batches of short query runs): one block per (query row n, query
+//   head h). The block's warps split the visible key positions round-robin; a warp computes one
+//   score at a time (lanes split the head dim, warp_sum reduces) and keeps its own online-softmax
+//   state and output accumulator (lane holds dims lane, lane + 32, ...); at the end the warps'
+//   partial states are merged through shared memory.
+// - attention_flash_kernel (prefill: on average >= FLASH_MIN_ROWS query rows per sequence, head dim
+//   <= FLASH_MAX_D): flash-style tiling. One block per (tile of FLASH_BQ consecutive query rows,
+//   query head). The tile's rows are loaded into shared memory once; then key/value tiles of
+//   FLASH_BK positions are gathered from the paged pools into shared memory and shared by all the
+//   tile's rows, and each row keeps an online softmax (running max, sum, output accumulator in
+//   registers), so the (rows x keys) score matrix never exists. Each warp owns FLASH_BQ / 4 rows;
+//   within a key tile, lane j scores key j (dot product over D from shared memory, rows padded by
+//   one float so the 32 lanes hit 32 banks), then the warp's rows accumulate p_j * v_j with p_j
+//   broadcast by shuffle and lanes splitting the head dim. A tile may straddle sequences: it walks
+//   the sequences that claim some of its rows, each with its own causal key range.
 //
 // A first kernel validates seq_info and the page table (one thread per sequence) into the device
 // error record; the main kernel does nothing when it is set, so bad indices are never followed.
 // As on the CPU backend, a row that no sequence claims gets zeros.
+#include <stdlib.h>
+#include <string.h>
+
 #include "kernels/cuda/common.cuh"
 
 #define ATT_WARPS 4                   // warps per block
@@ -136,6 +150,139 @@ static __global__ void attention_kernel(void *out, dtype_t odt, const void *q, d
     }
 }
 
+// ---- flash-style prefill ----
+
+#define FLASH_BQ 32       // query rows per block
+#define FLASH_BK 32       // key positions per shared-memory tile (= one per lane)
+#define FLASH_WARPS 4     // warps per block
+#define FLASH_RPW (FLASH_BQ / FLASH_WARPS) // query rows per warp
+#define FLASH_MAX_D 128   // largest head dim of this kernel (4 accumulator entries per lane)
+#define FLASH_MIN_ROWS 8  // use it when N / B >= this (prefill-like batches)
+
+static __device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o /= 2)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// dynamic shared memory: q tile (BQ, D + 1), k tile (BK, D + 1), v tile (BK, D), as F32
+static size_t flash_smem_bytes(int D) {
+    return ((size_t)FLASH_BQ * (D + 1) + (size_t)FLASH_BK * (D + 1) + (size_t)FLASH_BK * D) *
+           sizeof(float);
+}
+
+// out, q (N, Hq, D); k/v pools (P, S, Hkv, D); grid (ceil(N / BQ), Hq), FLASH_WARPS * 32 threads
+static __global__ void attention_flash_kernel(void *out, dtype_t odt, const void *q, dtype_t qdt,
+                                              const void *kp, const void *vp, dtype_t kvdt,
+                                              const int32_t *seq_info, int B,
+                                              const int32_t *page_table, int MP, int S, int Hq,
+                                              int Hkv, int D, int N, float scale, const int *err) {
+    if (err[0] != CUDA_ERR_NONE) return;
+    extern __shared__ float smem[];
+    const int ld = D + 1;
+    float *qs = smem;                  // (BQ, ld) query rows, pre-scaled by 1/sqrt(D)
+    float *ks = qs + FLASH_BQ * ld;    // (BK, ld) keys of the current tile
+    float *vs = ks + FLASH_BK * ld;    // (BK, D) values of the current tile
+    const int n0 = blockIdx.x * FLASH_BQ, h = blockIdx.y, kvh = h / (Hq / Hkv);
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+
+    for (int i = threadIdx.x; i < FLASH_BQ * D; i += blockDim.x) {
+        int r = i / D, d = i % D;
+        int64_t n = n0 + r;
+        qs[r * ld + d] = n < N ? load_f32(q, qdt, (n * Hq + h) * D + d) * scale : 0.0f;
+    }
+
+    float acc[FLASH_RPW][FLASH_MAX_D / 32], m[FLASH_RPW], l[FLASH_RPW];
+    int claimed[FLASH_RPW]; // row claimed by a sequence (else its output is zeros)
+#pragma unroll
+    for (int rr = 0; rr < FLASH_RPW; rr++) {
+        m[rr] = -INFINITY;
+        l[rr] = 0.0f;
+        claimed[rr] = 0;
+#pragma unroll
+        for (int t = 0; t < FLASH_MAX_D / 32; t++)
+            acc[rr][t] = 0.0f;
+    }
+
+    for (int b = 0; b < B; b++) { // the sequences claiming rows of this tile (block-uniform)
+        int q_start = seq_info[3 * b], q_len = seq_info[3 * b + 1], kv_len = seq_info[3 * b + 2];
+        int r0 = max(q_start, n0), r1 = min(q_start + q_len, n0 + FLASH_BQ);
+        if (r0 >= r1) continue;
+        const int32_t *pages = page_table + (int64_t)b * MP;
+        int first = kv_len - q_len;        // position of the sequence's row q_start
+        int last_pos = first + (r1 - 1 - q_start); // the last key any of these rows sees
+        for (int j0 = 0; j0 <= last_pos; j0 += FLASH_BK) {
+            __syncthreads(); // the previous tile (and the q tile at first) is complete / consumed
+            for (int i = threadIdx.x; i < FLASH_BK * D; i += blockDim.x) {
+                int j = i / D, d = i % D, pos = j0 + j;
+                float kx = 0.0f, vx = 0.0f;
+                if (pos <= last_pos) {
+                    int64_t row = (((int64_t)pages[pos / S] * S + pos % S) * Hkv + kvh) * D + d;
+                    kx = load_f32(kp, kvdt, row);
+                    vx = load_f32(vp, kvdt, row);
+                }
+                ks[j * ld + d] = kx;
+                vs[j * D + d] = vx;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int rr = 0; rr < FLASH_RPW; rr++) {
+                int r = warp * FLASH_RPW + rr, n = n0 + r;
+                if (n < r0 || n >= r1) continue; // warp-uniform
+                int pos = first + (n - q_start);
+                if (j0 > pos) continue; // this row sees none of the tile's keys
+                claimed[rr] = 1;
+                int j = j0 + lane;
+                float sc = -INFINITY;
+                if (j <= pos) {
+                    float dot = 0.0f;
+                    for (int d = 0; d < D; d++)
+                        dot += qs[r * ld + d] * ks[lane * ld + d];
+                    sc = dot;
+                }
+                float m_new = fmaxf(m[rr], warp_max(sc)); // finite: key j0 <= pos is visible
+                float p = j <= pos ? expf(sc - m_new) : 0.0f;
+                float corr = expf(m[rr] - m_new); // m = -inf: 0
+                l[rr] = l[rr] * corr + warp_sum(p);
+                m[rr] = m_new;
+                int nk = min(FLASH_BK, pos - j0 + 1);
+#pragma unroll
+                for (int t = 0; t < FLASH_MAX_D / 32; t++)
+                    acc[rr][t] *= corr;
+                for (int jj = 0; jj < nk; jj++) {
+                    float pj = __shfl_sync(0xffffffffu, p, jj);
+#pragma unroll
+                    for (int t = 0; t < FLASH_MAX_D / 32; t++) {
+                        int d = lane + 32 * t;
+                        if (d < D) acc[rr][t] += pj * vs[jj * D + d];
+                    }
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int rr = 0; rr < FLASH_RPW; rr++) {
+        int64_t n = n0 + warp * FLASH_RPW + rr;
+        if (n >= N) continue;
+        float inv = claimed[rr] ? 1.0f / l[rr] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < FLASH_MAX_D / 32; t++) {
+            int d = lane + 32 * t;
+            if (d < D) store_f32(out, odt, (n * Hq + h) * D + d, acc[rr][t] * inv);
+        }
+    }
+}
+
+// 1 when op_attention should use the flash kernel for this batch
+static int attention_use_flash(int64_t N, int64_t B, int64_t D) {
+    const char *force = getenv("TRUSTEE_CUDA_ATTENTION"); // "flash" / "rows": tests and benches
+    if (force && strcmp(force, "rows") == 0) return 0;
+    if (D > FLASH_MAX_D) return 0;
+    if (force && strcmp(force, "flash") == 0) return 1;
+    return N >= FLASH_MIN_ROWS * B;
+}
+
 extern "C" int cuda_op_attention(tensor_t *out, const tensor_t *q, const tensor_t *k_pool,
                                  const tensor_t *v_pool, const tensor_t *seq_info,
                                  const tensor_t *page_table) {
@@ -177,10 +324,25 @@ extern "C" int cuda_op_attention(tensor_t *out, const tensor_t *q, const tensor_
                                                              (int)S, (int)N, err);
     CUDA_CHECK_LAUNCH();
     float scale = 1.0f / sqrtf((float)D);
-    dim3 grid((unsigned)N, (unsigned)Hq);
-    attention_kernel<<<grid, ATT_WARPS * 32>>>(
-        out->data, out->dtype, q->data, q->dtype, k_pool->data, v_pool->data, k_pool->dtype, si,
-        (int)B, pt, (int)MP, (int)S, (int)Hq, (int)Hkv, (int)D, scale, err);
+    if (attention_use_flash(N, B, D)) {
+        size_t smem = flash_smem_bytes((int)D);
+        static int smem_set = 0; // above 48 KiB a kernel must opt in, once per process
+        if (!smem_set) {
+            CUDA_CHECK(cudaFuncSetAttribute(attention_flash_kernel,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            (int)flash_smem_bytes(FLASH_MAX_D)));
+            smem_set = 1;
+        }
+        dim3 grid((unsigned)((N + FLASH_BQ - 1) / FLASH_BQ), (unsigned)Hq);
+        attention_flash_kernel<<<grid, FLASH_WARPS * 32, smem>>>(
+            out->data, out->dtype, q->data, q->dtype, k_pool->data, v_pool->data, k_pool->dtype,
+            si, (int)B, pt, (int)MP, (int)S, (int)Hq, (int)Hkv, (int)D, (int)N, scale, err);
+    } else {
+        dim3 grid((unsigned)N, (unsigned)Hq);
+        attention_kernel<<<grid, ATT_WARPS * 32>>>(
+            out->data, out->dtype, q->data, q->dtype, k_pool->data, v_pool->data, k_pool->dtype,
+            si, (int)B, pt, (int)MP, (int)S, (int)Hq, (int)Hkv, (int)D, scale, err);
+    }
     CUDA_CHECK_LAUNCH();
     if (cuda_errrec_read(rec)) return -1;
     if (rec[0] == CUDA_ERR_SEQ) {

@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/rowops.h"
 extern "C" {
@@ -15,22 +16,7 @@ extern "C" {
 }
 
 // ---- checks: on failure record file:line, the statement and the library's message; return -1 ----
-
-#define CUDA_CHECK(stmt)                                                                           \
-    do {                                                                                           \
-        cudaError_t e_ = (stmt);                                                                   \
-        if (e_ != cudaSuccess)                                                                     \
-            return err_set("%s:%d: %s failed: %s", __FILE__, __LINE__, #stmt,                      \
-                           cudaGetErrorString(e_));                                                \
-    } while (0)
-
-#define CUBLAS_CHECK(stmt)                                                                         \
-    do {                                                                                           \
-        cublasStatus_t s_ = (stmt);                                                                \
-        if (s_ != CUBLAS_STATUS_SUCCESS)                                                           \
-            return err_set("%s:%d: %s failed: %s", __FILE__, __LINE__, #stmt,                      \
-                           cublasGetStatusString(s_));                                             \
-    } while (0)
+// CUDA_CHECK, CUBLAS_CHECK, NCCL_CHECK: kernels/cuda/check.h (plain C too, shared with comm/nccl.c)
 
 // after a kernel launch: reports a bad launch configuration (asynchronous faults show up later)
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())

@@ -61,6 +61,26 @@ int cuda_op_kv_store(tensor_t *k_pool, tensor_t *v_pool, const tensor_t *k, cons
 int cuda_op_attention(tensor_t *out, const tensor_t *q, const tensor_t *k_pool,
                       const tensor_t *v_pool, const tensor_t *seq_info, const tensor_t *page_table);
 
+// backward ops (backward.cu): the signatures of the op_*_backward in kernels/kernels.h; shapes
+// are checked in kernels/backward.c. Deterministic: no float atomics, every sum in a fixed order.
+// matmul_backward: when the two operands of a product differ in dtype, the F32 one is rounded to
+// the other's (as in cuda_op_matmul: with BF16 w, dx sees dout rounded to BF16; with BF16 x, dw
+// does), F32 accumulation. embedding_backward and logsoftmax_gather_backward check every id before
+// writing anything (they synchronize). attention_backward: head dims up to 256.
+int cuda_op_matmul_backward(tensor_t *dx, tensor_t *dw, const tensor_t *dout, const tensor_t *x,
+                            const tensor_t *w, int accumulate);
+int cuda_op_rmsnorm_backward(tensor_t *dx, tensor_t *dw, const tensor_t *dout, const tensor_t *x,
+                             const tensor_t *w, float eps, int accumulate);
+int cuda_op_rope_backward(tensor_t *dx, const tensor_t *pos, double theta);
+int cuda_op_swiglu_backward(tensor_t *dgate, tensor_t *dup, const tensor_t *dout,
+                            const tensor_t *gate, const tensor_t *up);
+int cuda_op_embedding_backward(tensor_t *dtable, const tensor_t *dout, const tensor_t *ids);
+int cuda_op_logsoftmax_gather_backward(tensor_t *dlogits, const tensor_t *logits,
+                                       const tensor_t *ids, const tensor_t *dlp, float temperature);
+int cuda_op_softmax_entropy(tensor_t *out, const tensor_t *logits, float temperature);
+int cuda_op_attention_backward(tensor_t *dq, tensor_t *dk, tensor_t *dv, const tensor_t *dout,
+                               const tensor_t *q, const tensor_t *k, const tensor_t *v);
+
 #ifdef __cplusplus
 }
 #endif

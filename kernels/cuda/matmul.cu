@@ -5,19 +5,13 @@
 // row-major out = x @ w^T is the column-major
 //   out (O, N) = op(w) (O, I) @ x (I, N),  op = transpose:  m = O, n = N, k = I,
 //   lda = I, ldb = I, ldc = O.
-// Arithmetic is F32 (CUBLAS_COMPUTE_32F, no TF32). cublasGemmEx needs x and w in one dtype and
-// an output in F32 or that dtype: other combinations go through conversions in a scratch buffer.
+// The GEMM itself is cuda_gemm (gemm.cu: cuBLASLt, plans cached per shape), F32 arithmetic (no
+// TF32). It needs x and w in one dtype and an output in F32 or that dtype: other combinations go
+// through conversions in a scratch buffer.
 #include <limits.h>
 
 #include "kernels/cuda/common.cuh"
-
-static cudaDataType_t cuda_blas_type(dtype_t dt) {
-    switch (dt) {
-    case DTYPE_BF16: return CUDA_R_16BF;
-    case DTYPE_F16: return CUDA_R_16F;
-    default: return CUDA_R_32F;
-    }
-}
+#include "kernels/cuda/gemm.h"
 
 extern "C" int cuda_op_matmul(tensor_t *out, const tensor_t *x, const tensor_t *w, int accumulate) {
     if (cuda_check_float("matmul", "out", out->dtype) ||
@@ -31,9 +25,6 @@ extern "C" int cuda_op_matmul(tensor_t *out, const tensor_t *x, const tensor_t *
                        (long long)N, (long long)O, (long long)I);
     if (I == 0) // an empty sum: out = 0 (or unchanged when accumulating)
         return accumulate ? 0 : cuda_set_zero(out->data, tensor_nbytes(out));
-    cublasHandle_t h = cuda_blas();
-    if (!h) return -1;
-
     // cuBLAS wants x and w in one dtype: bring x to w's dtype (the weights are the big operand)
     size_t xbytes = 0; // rounded up to 256 so that the output part stays aligned
     if (x->dtype != w->dtype) xbytes = ((size_t)(N * I) * dtype_size(w->dtype) + 255) / 256 * 256;
@@ -56,11 +47,9 @@ extern "C" int cuda_op_matmul(tensor_t *out, const tensor_t *x, const tensor_t *
         if (accumulate && cuda_convert(od, DTYPE_F32, out->data, out->dtype, N * O)) return -1;
     }
 
-    float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    cudaDataType_t wt = cuda_blas_type(w->dtype);
-    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)O, (int)N, (int)I, &alpha, w->data,
-                              wt, (int)I, xd, wt, (int)I, &beta, od, cuda_blas_type(odt), (int)O,
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    if (cuda_gemm(1, 0, (int)O, (int)N, (int)I, 1.0f, w->data, (int)I, xd, (int)I, w->dtype,
+                  accumulate ? 1.0f : 0.0f, od, (int)O, odt))
+        return -1;
     if (out_via_f32) return cuda_convert(out->data, out->dtype, od, DTYPE_F32, N * O);
     return 0;
 }
