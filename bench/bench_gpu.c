@@ -357,6 +357,43 @@ static void release_seqs(rig_t *r, const int *seqs, int B) {
         if (seqs[b] >= 0) kvcache_seq_release(&r->kv, seqs[b]);
 }
 
+// the first n rows of a buffer
+static tensor_t rows_n(const tensor_t *t, int64_t n) {
+    tensor_t v = tensor_view(t->data, t->dtype, t->device, t->ndim, t->shape);
+    v.shape[0] = n;
+    return v;
+}
+
+// the matmuls of one decode step alone (every layer's 7 projections + the LM head on B rows,
+// back to back on the state's buffers): the part of a step that must read the weights. Seconds
+// per step, averaged over `steps`, or -1 with err_set.
+static double decode_matmuls(rig_t *r, int B, int steps) {
+    const qwen3_t *m = &r->m;
+    qwen3_state_t *s = &r->s;
+    tensor_t x = rows_n(&s->x, B), xb = rows_n(&s->xb, B), q = rows_n(&s->q, B), k = rows_n(&s->k, B);
+    tensor_t v = rows_n(&s->v, B), att = rows_n(&s->att, B), hb = rows_n(&s->hb, B), hb2 = rows_n(&s->hb2, B);
+    tensor_t xl = rows_n(&s->xl, B);
+    tensor_t logits = tensor_view(s->logits.data, DTYPE_F32, s->logits.device, 2,
+                                  (int64_t[]){B, m->cfg.vocab_size});
+    mark_t t0, t1;
+    int rc = mark_init(&t0, r->cuda) || mark_init(&t1, r->cuda);
+    for (int it = 0; it <= steps && !rc; it++) { // it 0: warm-up
+        if (it == 1) rc = device_sync(r->cuda) || mark_now(&t0);
+        for (int l = 0; l < m->cfg.num_hidden_layers && !rc; l++) {
+            const qwen3_layer_t *w = &m->layers[l];
+            rc = op_matmul(&q, &xb, &w->wq, 0) || op_matmul(&k, &xb, &w->wk, 0) || op_matmul(&v, &xb, &w->wv, 0) ||
+                 op_matmul(&x, &att, &w->wo, 1) || op_matmul(&hb, &xb, &w->w_gate, 0) ||
+                 op_matmul(&hb2, &xb, &w->w_up, 0) || op_matmul(&x, &hb, &w->w_down, 1);
+        }
+        rc = rc || op_matmul(&logits, &xl, &m->lm_head, 0);
+    }
+    rc = rc || mark_now(&t1);
+    double secs = rc ? -1 : mark_secs(&t0, &t1) / steps;
+    mark_free(&t0);
+    mark_free(&t1);
+    return secs;
+}
+
 static int bench_decode(rig_t *r, const opts_t *o, int B, double *tok_s_out) {
     const qwen3_config_t *c = &r->m.cfg;
     const int L = c->num_hidden_layers;
@@ -400,6 +437,13 @@ static int bench_decode(rig_t *r, const opts_t *o, int B, double *tok_s_out) {
                    "%.1f tok/s)\n", L, r->L_full, tok_s * bytes / bf);
         }
         if (!logits_finite(r, B)) printf("  WARNING: non-finite logits in the last step\n");
+        double mm = decode_matmuls(r, B, o->steps);
+        if (mm > 0)
+            printf("  decode batch=%d matmuls alone (op_matmul of every projection + LM head): %.2f ms/step, "
+                   "%.1f%% of the step; %.0f%% of HBM bandwidth on the weights\n", B, 1e3 * mm,
+                   100 * mm / (secs / o->steps), 100 * n.decode_bytes / mm / (r->hbm * 1e12));
+        else
+            rc = -1;
     }
     if (seqs) release_seqs(r, seqs, B);
     mark_free(&t0);

@@ -167,10 +167,11 @@ static int test_matmul(void) {
 // ---- rmsnorm ----
 
 static int test_rmsnorm(void) {
-    // (ndim, shape): a decode row, 37 rows, and QK-norm over (N, H, D) with w (D)
-    const int64_t shapes[][3] = {{1, 64, 0}, {37, 1000, 0}, {37, 8, 128}};
-    const int ndims[] = {2, 2, 3};
-    for (int s = 0; s < 3; s++)
+    // (ndim, shape): a decode row, 37 rows, QK-norm over (N, H, D) with w (D) (the CUDA kernel's
+    // 128-bit path: C % 8 == 0), and a row length that is not a multiple of 8 (its scalar path)
+    const int64_t shapes[][3] = {{1, 64, 0}, {37, 1000, 0}, {37, 8, 128}, {5, 1001, 0}};
+    const int ndims[] = {2, 2, 3, 2};
+    for (int s = 0; s < 4; s++)
         for (int t = 0; t < n_dtypes(); t++)
             for (int inplace = 0; inplace < 2; inplace++) {
                 dtype_t dt = dtypes[t];

@@ -15,10 +15,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/rowops_bwd.h"
 
-#define GRID_STRIDE(i, n)                                                                          \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
-         i += (int64_t)gridDim.x * blockDim.x)
-
 static size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
 // ---- matmul ----

@@ -33,6 +33,11 @@ static inline unsigned cuda_blocks(int64_t n) {
     return (unsigned)b;
 }
 
+// a grid-stride loop of i over [0, n)
+#define GRID_STRIDE(i, n)                                                                          \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)gridDim.x * blockDim.x)
+
 // ---- dtype loads and stores (F32 / BF16 / F16 storage, F32 arithmetic) ----
 // The dtype is a kernel argument, the same for every thread, so the switch does not diverge.
 
@@ -50,6 +55,53 @@ static __device__ __forceinline__ void store_f32(void *p, dtype_t dt, int64_t i,
     case DTYPE_F16: ((__half *)p)[i] = __float2half_rn(v); break;
     default: ((float *)p)[i] = v; break;
     }
+}
+
+// ---- 128-bit vectorized loads and stores (the memory-bound kernels) ----
+// Groups of 8 elements: two float4 loads for F32, one uint4 (8 x 16 bits) for BF16 / F16, so every
+// access is 128 bits. Element index i must be a multiple of 8 and the pointer 16-byte aligned
+// (cuda_vec_ok checks both on the host before a kernel takes its vector path).
+
+#define CUDA_VEC 8
+
+static inline int cuda_vec_ok(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+static __device__ __forceinline__ float half16_to_f32(uint32_t h, dtype_t dt) {
+    if (dt == DTYPE_BF16) return rowops_bf16_to_f32((uint16_t)h);
+    return __half2float(__ushort_as_half((unsigned short)h));
+}
+
+static __device__ __forceinline__ uint32_t f32_to_half16(float v, dtype_t dt) {
+    if (dt == DTYPE_BF16) return rowops_f32_to_bf16(v);
+    return __half_as_ushort(__float2half_rn(v));
+}
+
+static __device__ __forceinline__ void load8_f32(const void *p, dtype_t dt, int64_t i, float v[8]) {
+    if (dt == DTYPE_F32) {
+        float4 a = ((const float4 *)p)[i / 4], b = ((const float4 *)p)[i / 4 + 1];
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+        return;
+    }
+    uint4 u = ((const uint4 *)p)[i / 8];
+    uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) { // little-endian: the lower half is the earlier element
+        v[2 * j] = half16_to_f32(w[j] & 0xffffu, dt);
+        v[2 * j + 1] = half16_to_f32(w[j] >> 16, dt);
+    }
+}
+
+static __device__ __forceinline__ void store8_f32(void *p, dtype_t dt, int64_t i, const float v[8]) {
+    if (dt == DTYPE_F32) {
+        ((float4 *)p)[i / 4] = make_float4(v[0], v[1], v[2], v[3]);
+        ((float4 *)p)[i / 4 + 1] = make_float4(v[4], v[5], v[6], v[7]);
+        return;
+    }
+    uint32_t w[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        w[j] = f32_to_half16(v[2 * j], dt) | (f32_to_half16(v[2 * j + 1], dt) << 16);
+    ((uint4 *)p)[i / 8] = make_uint4(w[0], w[1], w[2], w[3]);
 }
 
 // 0 when dt is a float storage dtype the kernels handle, else -1 with an error naming what

@@ -2,10 +2,6 @@
 // kv_store. Grid-stride loops over elements, or one block per row; the math is in rowops.h.
 #include "kernels/cuda/common.cuh"
 
-#define GRID_STRIDE(i, n)                                                                          \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
-         i += (int64_t)gridDim.x * blockDim.x)
-
 // ---- rope ----
 
 // x (N, H, D) rotated in place; one thread per (row n, pair i), looping over the heads
@@ -48,14 +44,40 @@ static __global__ void add_kernel(void *out, dtype_t odt, const void *a, dtype_t
     GRID_STRIDE(i, n) store_f32(out, odt, i, load_f32(a, adt, i) + load_f32(b, bdt, i));
 }
 
+// 128-bit version: n8 groups of 8 (every pointer 16-byte aligned); the tail goes to add_kernel
+static __global__ void add_vec_kernel(void *out, dtype_t odt, const void *a, dtype_t adt,
+                                      const void *b, dtype_t bdt, int64_t n8) {
+    GRID_STRIDE(g, n8) {
+        float va[CUDA_VEC], vb[CUDA_VEC];
+        load8_f32(a, adt, g * CUDA_VEC, va);
+        load8_f32(b, bdt, g * CUDA_VEC, vb);
+#pragma unroll
+        for (int j = 0; j < CUDA_VEC; j++)
+            va[j] += vb[j];
+        store8_f32(out, odt, g * CUDA_VEC, va);
+    }
+}
+
 extern "C" int cuda_op_add(tensor_t *out, const tensor_t *a, const tensor_t *b) {
     if (cuda_check_float("add", "out", out->dtype) || cuda_check_float("add", "a", a->dtype) ||
         cuda_check_float("add", "b", b->dtype))
         return -1;
     int64_t n = tensor_numel(out);
     if (n == 0) return 0;
-    add_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(out->data, out->dtype, a->data, a->dtype, b->data,
-                                                 b->dtype, n);
+    int64_t n8 = 0; // elements done by the vector kernel
+    if (cuda_vec_ok(out->data) && cuda_vec_ok(a->data) && cuda_vec_ok(b->data)) {
+        n8 = n / CUDA_VEC * CUDA_VEC;
+        if (n8) {
+            add_vec_kernel<<<cuda_blocks(n8 / CUDA_VEC), CUDA_THREADS>>>(
+                out->data, out->dtype, a->data, a->dtype, b->data, b->dtype, n8 / CUDA_VEC);
+            CUDA_CHECK_LAUNCH();
+        }
+    }
+    if (n8 == n) return 0;
+    size_t ob = dtype_size(out->dtype), ab = dtype_size(a->dtype), bb = dtype_size(b->dtype);
+    add_kernel<<<cuda_blocks(n - n8), CUDA_THREADS>>>(
+        (char *)out->data + n8 * ob, out->dtype, (const char *)a->data + n8 * ab, a->dtype,
+        (const char *)b->data + n8 * bb, b->dtype, n - n8);
     CUDA_CHECK_LAUNCH();
     return 0;
 }
@@ -69,6 +91,20 @@ static __global__ void swiglu_kernel(void *out, dtype_t odt, const void *g, dtyp
     store_f32(out, odt, i, rowops_swiglu(load_f32(g, gdt, i), load_f32(u, udt, i)));
 }
 
+// 128-bit version, as add_vec_kernel
+static __global__ void swiglu_vec_kernel(void *out, dtype_t odt, const void *g, dtype_t gdt,
+                                         const void *u, dtype_t udt, int64_t n8) {
+    GRID_STRIDE(k, n8) {
+        float vg[CUDA_VEC], vu[CUDA_VEC];
+        load8_f32(g, gdt, k * CUDA_VEC, vg);
+        load8_f32(u, udt, k * CUDA_VEC, vu);
+#pragma unroll
+        for (int j = 0; j < CUDA_VEC; j++)
+            vg[j] = rowops_swiglu(vg[j], vu[j]);
+        store8_f32(out, odt, k * CUDA_VEC, vg);
+    }
+}
+
 extern "C" int cuda_op_swiglu(tensor_t *out, const tensor_t *gate, const tensor_t *up) {
     if (cuda_check_float("swiglu", "out", out->dtype) ||
         cuda_check_float("swiglu", "gate", gate->dtype) ||
@@ -76,8 +112,20 @@ extern "C" int cuda_op_swiglu(tensor_t *out, const tensor_t *gate, const tensor_
         return -1;
     int64_t n = tensor_numel(out);
     if (n == 0) return 0;
-    swiglu_kernel<<<cuda_blocks(n), CUDA_THREADS>>>(out->data, out->dtype, gate->data, gate->dtype,
-                                                    up->data, up->dtype, n);
+    int64_t n8 = 0; // elements done by the vector kernel
+    if (cuda_vec_ok(out->data) && cuda_vec_ok(gate->data) && cuda_vec_ok(up->data)) {
+        n8 = n / CUDA_VEC * CUDA_VEC;
+        if (n8) {
+            swiglu_vec_kernel<<<cuda_blocks(n8 / CUDA_VEC), CUDA_THREADS>>>(
+                out->data, out->dtype, gate->data, gate->dtype, up->data, up->dtype, n8 / CUDA_VEC);
+            CUDA_CHECK_LAUNCH();
+        }
+    }
+    if (n8 == n) return 0;
+    size_t ob = dtype_size(out->dtype), gb = dtype_size(gate->dtype), ub = dtype_size(up->dtype);
+    swiglu_kernel<<<cuda_blocks(n - n8), CUDA_THREADS>>>(
+        (char *)out->data + n8 * ob, out->dtype, (const char *)gate->data + n8 * gb, gate->dtype,
+        (const char *)up->data + n8 * ub, up->dtype, n - n8);
     CUDA_CHECK_LAUNCH();
     return 0;
 }

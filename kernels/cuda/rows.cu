@@ -1,6 +1,7 @@
 // rows.cu: the per-row reductions: rmsnorm, softmax, log-softmax gather. One block per row; each
 // thread strides over the row, the block reduces with warp shuffles (common.cuh), and the math
-// of one element is in rowops.h.
+// of one element is in rowops.h. rmsnorm (memory-bound, on every layer twice plus QK-norm) takes
+// 128-bit accesses when the row length and the pointers allow.
 #include "kernels/cuda/common.cuh"
 
 // ---- rmsnorm ----
@@ -20,6 +21,28 @@ static __global__ void rmsnorm_kernel(void *out, dtype_t odt, const void *x, dty
                   rowops_rmsnorm_elem(load_f32(x, xdt, row + i), inv, load_f32(w, wdt, i)));
 }
 
+// the same with 128-bit accesses: C % 8 == 0 and every pointer 16-byte aligned
+static __global__ void rmsnorm_vec_kernel(void *out, dtype_t odt, const void *x, dtype_t xdt,
+                                          const void *w, dtype_t wdt, int64_t C, float eps) {
+    int64_t row = (int64_t)blockIdx.x * C;
+    float ss = 0.0f, v[CUDA_VEC], wv[CUDA_VEC];
+    for (int64_t i = (int64_t)threadIdx.x * CUDA_VEC; i < C; i += (int64_t)blockDim.x * CUDA_VEC) {
+        load8_f32(x, xdt, row + i, v);
+#pragma unroll
+        for (int j = 0; j < CUDA_VEC; j++)
+            ss += v[j] * v[j];
+    }
+    float inv = rowops_rms_inv(block_sum(ss), C, eps);
+    for (int64_t i = (int64_t)threadIdx.x * CUDA_VEC; i < C; i += (int64_t)blockDim.x * CUDA_VEC) {
+        load8_f32(x, xdt, row + i, v);
+        load8_f32(w, wdt, i, wv);
+#pragma unroll
+        for (int j = 0; j < CUDA_VEC; j++)
+            v[j] = rowops_rmsnorm_elem(v[j], inv, wv[j]);
+        store8_f32(out, odt, row + i, v);
+    }
+}
+
 extern "C" int cuda_op_rmsnorm(tensor_t *out, const tensor_t *x, const tensor_t *w, float eps) {
     if (cuda_check_float("rmsnorm", "out", out->dtype) ||
         cuda_check_float("rmsnorm", "x", x->dtype) || cuda_check_float("rmsnorm", "w", w->dtype))
@@ -27,8 +50,12 @@ extern "C" int cuda_op_rmsnorm(tensor_t *out, const tensor_t *x, const tensor_t 
     int64_t C = tensor_numel(w), R = C > 0 ? tensor_numel(x) / C : 0;
     if (R == 0) return 0;
     if (R > INT32_MAX) return err_set("cuda rmsnorm: %lld rows exceed the grid", (long long)R);
-    rmsnorm_kernel<<<(unsigned)R, CUDA_THREADS>>>(out->data, out->dtype, x->data, x->dtype, w->data,
-                                                  w->dtype, C, eps);
+    if (C % CUDA_VEC == 0 && cuda_vec_ok(out->data) && cuda_vec_ok(x->data) && cuda_vec_ok(w->data))
+        rmsnorm_vec_kernel<<<(unsigned)R, CUDA_THREADS>>>(out->data, out->dtype, x->data, x->dtype,
+                                                          w->data, w->dtype, C, eps);
+    else
+        rmsnorm_kernel<<<(unsigned)R, CUDA_THREADS>>>(out->data, out->dtype, x->data, x->dtype,
+                                                      w->data, w->dtype, C, eps);
     CUDA_CHECK_LAUNCH();
     return 0;
 }
