@@ -10,6 +10,10 @@
 #include "../kernels/err.h"
 #include "../model/safetensors.h"
 #include "../model/qwen3_train.h"
+#ifdef TRUSTEE_CUDA
+#include "../kernels/cuda/adamw.h"
+#include "../kernels/cuda/cuda_ops.h"
+#endif
 
 void optim_config_default(optim_config_t *c) {
     memset(c, 0, sizeof *c);
@@ -55,9 +59,15 @@ int optim_init(optim_t *o, const optim_config_t *cfg, const optim_spec_t *specs,
         const optim_spec_t *s = &specs[i];
         optim_param_t *p = &o->p[i];
         o->n_params = i + 1;
-        if (s->w->dtype != DTYPE_F32 || s->w->device != DEVICE_CPU) {
-            err_set("optimizer: parameter %s is %s on %s, expected F32 on the CPU", s->name,
-                    dtype_name(s->w->dtype), s->w->device == DEVICE_CPU ? "the CPU" : "CUDA");
+#ifdef TRUSTEE_CUDA
+        const int dev_ok = s->w->device == specs[0].w->device; // all on the CPU, or all on CUDA
+#else
+        const int dev_ok = s->w->device == DEVICE_CPU;
+#endif
+        if (s->w->dtype != DTYPE_F32 || !dev_ok) {
+            err_set("optimizer: parameter %s is %s on %s, expected F32 on %s", s->name,
+                    dtype_name(s->w->dtype), s->w->device == DEVICE_CPU ? "the CPU" : "CUDA",
+                    specs[0].w->device == DEVICE_CPU ? "the CPU" : "CUDA (as the first parameter)");
             optim_free(o);
             return -1;
         }
@@ -69,6 +79,18 @@ int optim_init(optim_t *o, const optim_config_t *cfg, const optim_spec_t *specs,
         p->w = s->w;
         p->n = tensor_numel(s->w);
         p->decay = s->decay;
+#ifdef TRUSTEE_CUDA
+        if (s->w->device == DEVICE_CUDA) { // moments next to the weights, zeroed
+            size_t nb = (size_t)p->n * sizeof(float);
+            if (cuda_alloc((void **)&p->m, nb) || cuda_alloc((void **)&p->v, nb) || cuda_set_zero(p->m, nb) ||
+                cuda_set_zero(p->v, nb)) {
+                err_wrap("optimizer: moments of %s on CUDA: ", p->name);
+                optim_free(o);
+                return -1;
+            }
+            continue;
+        }
+#endif
         p->m = calloc(p->n > 0 ? (size_t)p->n : 1, sizeof(float));
         p->v = calloc(p->n > 0 ? (size_t)p->n : 1, sizeof(float));
         if (!p->m || !p->v) {
@@ -105,8 +127,34 @@ int optim_init_qwen3(optim_t *o, const optim_config_t *cfg, qwen3_t *m) {
     return rc;
 }
 
+// 1 when the parameters (and their moments) are on CUDA
+static int optim_on_cuda(const optim_t *o) {
+    return o->n_params > 0 && o->p[0].w && o->p[0].w->device == DEVICE_CUDA;
+}
+
+// copies n floats between a moment buffer (on the optimizer's device) and the host
+static int moment_copy(const optim_t *o, float *dst, const float *src, int64_t n, int to_host) {
+    if (!optim_on_cuda(o)) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return 0;
+    }
+#ifdef TRUSTEE_CUDA
+    return cuda_memcpy(dst, to_host ? DEVICE_CPU : DEVICE_CUDA, src, to_host ? DEVICE_CUDA : DEVICE_CPU,
+                       (size_t)n * sizeof(float));
+#else
+    return err_set("optimizer: CUDA moments, but trustee was built without CUDA");
+#endif
+}
+
 void optim_free(optim_t *o) {
     for (int i = 0; i < o->n_params; i++) {
+#ifdef TRUSTEE_CUDA
+        if (o->p[i].w && o->p[i].w->device == DEVICE_CUDA) {
+            cuda_free(o->p[i].m);
+            cuda_free(o->p[i].v);
+            continue;
+        }
+#endif
         free(o->p[i].m);
         free(o->p[i].v);
     }
@@ -130,6 +178,29 @@ static double optim_sumsq(const float *g, int64_t n, int64_t *bad) {
     return ss;
 }
 
+// from the global sum of squares (all finite): st->grad_norm and st->clip_coef; 1 (step skipped,
+// counted) when the scaled gradients would overflow F32
+static int optim_norm_clip(optim_t *o, double ss, double grad_scale, optim_stats_t *st) {
+    const optim_config_t *c = &o->cfg;
+    double norm = fabs(grad_scale) * sqrt(ss);
+    st->grad_norm = norm;
+    if (c->clip_norm > 0) {
+        double coef = c->clip_norm / (norm + 1e-6);
+        if (coef < 1) st->clip_coef = coef;
+    }
+    // every element is finite, but the scaled gradients (norm > FLT_MAX) or their squares in the
+    // second moment (|g| > sqrt(FLT_MAX)) would overflow F32
+    if (!(norm <= FLT_MAX) || !(norm * st->clip_coef <= 1.8e19)) {
+        st->skipped = 1;
+        snprintf(st->msg, sizeof st->msg, "global gradient norm %g (grad_scale %g, clip coefficient %g) "
+                 "overflows F32: step %lld skipped, weights and optimizer state unchanged",
+                 norm, grad_scale, st->clip_coef, (long long)o->step + 1);
+        o->n_skipped++;
+        return 1;
+    }
+    return 0;
+}
+
 int optim_step(optim_t *o, float *const *grads, double grad_scale, double loss, optim_stats_t *st) {
     optim_stats_t local;
     if (!st) st = &local;
@@ -138,6 +209,8 @@ int optim_step(optim_t *o, float *const *grads, double grad_scale, double loss, 
     st->lr = optim_lr(c, o->step);
     st->clip_coef = 1;
     if (!isfinite(grad_scale)) return err_set("optimizer: grad_scale must be finite, found %g", grad_scale);
+    if (optim_on_cuda(o))
+        return err_set("optimizer: the parameters are on CUDA: use optim_step_qwen3 with device gradients");
 
     // ---- the NaN guard and the global norm, before anything is touched ----
     if (!isfinite(loss)) {
@@ -163,22 +236,7 @@ int optim_step(optim_t *o, float *const *grads, double grad_scale, double loss, 
             return 1;
         }
     }
-    double norm = fabs(grad_scale) * sqrt(ss);
-    st->grad_norm = norm;
-    if (c->clip_norm > 0) {
-        double coef = c->clip_norm / (norm + 1e-6);
-        if (coef < 1) st->clip_coef = coef;
-    }
-    // every element is finite, but the scaled gradients (norm > FLT_MAX) or their squares in the
-    // second moment (|g| > sqrt(FLT_MAX)) would overflow F32
-    if (!(norm <= FLT_MAX) || !(norm * st->clip_coef <= 1.8e19)) {
-        st->skipped = 1;
-        snprintf(st->msg, sizeof st->msg, "global gradient norm %g (grad_scale %g, clip coefficient %g) "
-                 "overflows F32: step %lld skipped, weights and optimizer state unchanged",
-                 norm, grad_scale, st->clip_coef, (long long)o->step + 1);
-        o->n_skipped++;
-        return 1;
-    }
+    if (optim_norm_clip(o, ss, grad_scale, st)) return 1;
 
     // ---- the update (scalars as torch.optim.AdamW computes them, elementwise math in float) ----
     int64_t t = o->step + 1;
@@ -215,6 +273,77 @@ int optim_step(optim_t *o, float *const *grads, double grad_scale, double loss, 
     return 0;
 }
 
+#ifdef TRUSTEE_CUDA
+// optim_step on CUDA: parameters, moments and gradients (F32 / BF16 / F16) on the device. The same
+// guard and scalars as optim_step; per parameter one device sum of squares (in double, downloaded
+// together), then one cuda_adamw_step each (kernels/cuda/adamw.h: the same F32 element math).
+static int optim_step_cuda(optim_t *o, const qwen3_param_t *g, double grad_scale, double loss,
+                           optim_stats_t *st) {
+    optim_stats_t local;
+    if (!st) st = &local;
+    memset(st, 0, sizeof *st);
+    const optim_config_t *c = &o->cfg;
+    st->lr = optim_lr(c, o->step);
+    st->clip_coef = 1;
+    if (!isfinite(grad_scale)) return err_set("optimizer: grad_scale must be finite, found %g", grad_scale);
+    if (!isfinite(loss)) {
+        st->skipped = 1;
+        snprintf(st->msg, sizeof st->msg, "loss is %s: step %lld skipped, weights and optimizer state unchanged",
+                 isnan(loss) ? "NaN" : "Inf", (long long)o->step + 1);
+        o->n_skipped++;
+        return 1;
+    }
+    const int np = o->n_params;
+    double *d_ss = NULL, *ss = malloc((size_t)np * sizeof(double));
+    int rc = ss ? cuda_alloc((void **)&d_ss, (size_t)np * sizeof(double)) : err_set("optimizer: out of memory");
+    for (int i = 0; i < np && !rc; i++) rc = cuda_grad_sumsq(d_ss + i, g[i].t->data, g[i].t->dtype, o->p[i].n, 0);
+    rc = rc || cuda_memcpy(ss, DEVICE_CPU, d_ss, DEVICE_CUDA, (size_t)np * sizeof(double));
+    cuda_free(d_ss);
+    double total = 0;
+    for (int i = 0; i < np && !rc; i++) {
+        if (!isfinite(ss[i])) { // the NaN guard: find the first bad element on the host
+            const int64_t n = o->p[i].n;
+            float *h = malloc((size_t)n * sizeof(float));
+            tensor_t hv = tensor_view(h, DTYPE_F32, DEVICE_CPU, 1, &n);
+            tensor_t gv = tensor_view(g[i].t->data, g[i].t->dtype, DEVICE_CUDA, 1, &n);
+            int64_t bad = 0;
+            if (!h || tensor_copy(&hv, &gv)) {
+                free(h);
+                free(ss);
+                return err_wrap("optimizer: gradient of %s: ", o->p[i].name);
+            }
+            while (bad < n - 1 && isfinite(h[bad])) bad++;
+            float x = h[bad];
+            free(h);
+            free(ss);
+            st->skipped = 1;
+            snprintf(st->msg, sizeof st->msg,
+                     "gradient of %s is %s at element %lld (of %lld): step %lld skipped, weights and "
+                     "optimizer state unchanged",
+                     o->p[i].name, isnan(x) ? "NaN" : (x > 0 ? "+Inf" : "-Inf"), (long long)bad,
+                     (long long)n, (long long)o->step + 1);
+            o->n_skipped++;
+            return 1;
+        }
+        total += ss[i];
+    }
+    free(ss);
+    if (rc) return err_wrap("optimizer: ");
+    if (optim_norm_clip(o, total, grad_scale, st)) return 1;
+    const int64_t t = o->step + 1;
+    for (int i = 0; i < np && !rc; i++) {
+        optim_param_t *p = &o->p[i];
+        adamw_scalars_t sc;
+        adamw_scalars_init(&sc, st->lr, c->beta1, c->beta2, c->eps, c->weight_decay, p->decay, t,
+                           grad_scale, st->clip_coef);
+        rc = cuda_adamw_step(p->w->data, p->m, p->v, g[i].t->data, g[i].t->dtype, NULL, DTYPE_F32, p->n, &sc);
+    }
+    if (rc) return err_wrap("optimizer: step %lld on CUDA: ", (long long)t); // weights partly updated
+    o->step = t;
+    return 0;
+}
+#endif
+
 int optim_step_qwen3(optim_t *o, qwen3_t *grads, double grad_scale, double loss, optim_stats_t *st) {
     int n = qwen3_n_params(grads);
     if (n != o->n_params)
@@ -232,13 +361,22 @@ int optim_step_qwen3(optim_t *o, qwen3_t *grads, double grad_scale, double loss,
             err_set("optimizer: gradient %d is %s, expected %s", i, qp[i].name, o->p[i].name);
             goto done;
         }
-        if (qp[i].t->dtype != DTYPE_F32 || qp[i].t->device != DEVICE_CPU || tensor_numel(qp[i].t) != o->p[i].n) {
-            err_set("optimizer: gradient %s: expected F32 on the CPU with %lld elements, found %s with %lld",
-                    qp[i].name, (long long)o->p[i].n, dtype_name(qp[i].t->dtype), (long long)tensor_numel(qp[i].t));
+        const device_t dev = optim_on_cuda(o) ? DEVICE_CUDA : DEVICE_CPU;
+        if (qp[i].t->dtype != DTYPE_F32 || qp[i].t->device != dev || tensor_numel(qp[i].t) != o->p[i].n) {
+            err_set("optimizer: gradient %s: expected F32 on %s with %lld elements, found %s on %s with %lld",
+                    qp[i].name, dev == DEVICE_CPU ? "the CPU" : "CUDA", (long long)o->p[i].n,
+                    dtype_name(qp[i].t->dtype), qp[i].t->device == DEVICE_CPU ? "the CPU" : "CUDA",
+                    (long long)tensor_numel(qp[i].t));
             goto done;
         }
         g[i] = qp[i].t->data;
     }
+#ifdef TRUSTEE_CUDA
+    if (optim_on_cuda(o)) {
+        rc = optim_step_cuda(o, qp, grad_scale, loss, st);
+        goto done;
+    }
+#endif
     rc = optim_step(o, g, grad_scale, loss, st);
 done:
     free(qp);
@@ -256,11 +394,15 @@ int optim_save(const optim_t *o, const char *path) {
     char (*names)[112] = calloc((size_t)n, sizeof *names);
     int32_t state[4] = {(int32_t)(o->step & 0xffffffff), (int32_t)(o->step >> 32),
                         (int32_t)(o->n_skipped & 0xffffffff), (int32_t)(o->n_skipped >> 32)};
-    if (!t || !names) {
+    // CUDA moments: downloaded into one host copy per moment
+    float **host = optim_on_cuda(o) ? calloc((size_t)n, sizeof *host) : NULL;
+    if (!t || !names || (optim_on_cuda(o) && !host)) {
         free(t);
         free(names);
+        free(host);
         return err_set("%s: out of memory", path);
     }
+    int rc = 0;
     for (int i = 0; i < o->n_params; i++) {
         const optim_param_t *p = &o->p[i];
         for (int k = 0; k < 2; k++) {
@@ -272,6 +414,12 @@ int optim_save(const optim_t *o, const char *path) {
             memcpy(s->shape, p->w->shape, sizeof s->shape);
             s->data = k ? p->v : p->m;
             s->nbytes = (size_t)p->n * sizeof(float);
+            if (host && !rc) {
+                float **h = &host[2 * i + k];
+                *h = malloc(s->nbytes > 0 ? s->nbytes : 1);
+                rc = *h ? moment_copy(o, *h, k ? p->v : p->m, p->n, 1) : err_set("%s: out of memory", path);
+                s->data = *h;
+            }
         }
     }
     st_tensor_t *s = &t[n - 1];
@@ -282,7 +430,9 @@ int optim_save(const optim_t *o, const char *path) {
     s->shape[0] = 4;
     s->data = state;
     s->nbytes = sizeof state;
-    int rc = safetensors_write(path, t, n);
+    rc = rc || safetensors_write(path, t, n);
+    for (int i = 0; host && i < n; i++) free(host[i]);
+    free(host);
     free(t);
     free(names);
     return rc;
@@ -326,8 +476,9 @@ int optim_load(optim_t *o, const char *path) {
                                 (long long)(x->nbytes / dtype_size(x->dtype)));
                         goto done;
                     }
-                } else {
-                    memcpy(k ? p->v : p->m, x->data, (size_t)p->n * sizeof(float));
+                } else if (moment_copy(o, k ? p->v : p->m, x->data, p->n, 0)) {
+                    err_wrap("%s: tensor %s: ", path, name);
+                    goto done;
                 }
             }
         }

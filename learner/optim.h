@@ -1,8 +1,10 @@
 // optim: AdamW with fp32 master weights and fp32 moments, global grad-norm clip, warmup + cosine
 // learning-rate schedule, and a NaN/Inf guard.
 //
-// The optimizer updates a list of F32 host tensors in place (on the CPU the model's F32 weights
-// are the master weights). Per element, step t (1-based), as torch.optim.AdamW:
+// The optimizer updates a list of F32 tensors in place: the model's F32 weights are the master
+// weights. All on the CPU, or all on CUDA (then the moments live on the device too, and
+// optim_step_qwen3 takes device gradients and runs kernels/cuda/adamw.h: the same F32 element
+// math; optim_step's host-array form is CPU only; optim_save / optim_load copy the moments). Per element, step t (1-based), as torch.optim.AdamW:
 //   g  = grad * grad_scale * clip_coef
 //   w *= 1 - lr * weight_decay                      (decoupled decay; only where decay = 1)
 //   m  = beta1 * m + (1 - beta1) * g
@@ -44,7 +46,7 @@ double optim_lr(const optim_config_t *c, int64_t step);
 // one parameter as given to optim_init
 typedef struct {
     const char *name; // copied
-    tensor_t *w;      // F32 CPU tensor, updated in place
+    tensor_t *w;      // F32 tensor (CPU or CUDA, as every other parameter), updated in place
     int decay;        // 1: weight decay applies
 } optim_spec_t;
 
@@ -53,7 +55,7 @@ typedef struct {
     tensor_t *w;      // (n) master weights (not owned)
     int64_t n;
     int decay;
-    float *m, *v;     // (n) first and second moments
+    float *m, *v;     // (n) first and second moments (on w's device)
 } optim_param_t;
 
 typedef struct {
@@ -74,7 +76,7 @@ typedef struct {
 
 int optim_init(optim_t *o, const optim_config_t *cfg, const optim_spec_t *specs, int n);
 // every parameter of a Qwen3 model (qwen3_params order); decay on 2-D tensors except the
-// embedding / lm_head unless cfg->decay_embeddings. The model's weights must be F32 on the CPU.
+// embedding / lm_head unless cfg->decay_embeddings. The model's weights must be F32 (CPU or CUDA).
 int optim_init_qwen3(optim_t *o, const optim_config_t *cfg, qwen3_t *m);
 void optim_free(optim_t *o);
 

@@ -14,12 +14,46 @@
 #include <string.h>
 
 #include "../kernels/err.h"
+#ifdef TRUSTEE_CUDA
+#include "../kernels/cuda/cuda_ops.h"
+#endif
 #include "safetensors.h"
 
 #define DEFAULT_CHUNK_ROWS 32
 
 // ---------------------------------------------------------------------------------------------
 // gradient containers and the parameter list
+
+// sets a tensor's memory to 0 on its device
+static int zero_tensor(tensor_t *t) {
+    size_t n = tensor_nbytes(t);
+    if (n == 0) return 0;
+    if (t->device == DEVICE_CPU) {
+        memset(t->data, 0, n);
+        return 0;
+    }
+#ifdef TRUSTEE_CUDA
+    return cuda_set_zero(t->data, n);
+#else
+    return err_set("a tensor is on CUDA, but trustee was built without CUDA");
+#endif
+}
+
+// copies n bytes between host memory and a tensor's memory (nothing when they are the same memory)
+static int to_device(tensor_t *t, const void *host, size_t n) {
+    if (t->data == host || n == 0) return 0;
+    int64_t n64 = (int64_t)n;
+    tensor_t src = tensor_view((void *)host, DTYPE_I32, DEVICE_CPU, 1, (int64_t[]){n64 / 4});
+    tensor_t dst = tensor_view(t->data, DTYPE_I32, t->device, 1, (int64_t[]){n64 / 4});
+    return tensor_copy(&dst, &src); // 4-byte elements: I32 / F32 alike, copied as bytes
+}
+static int to_host(void *host, const tensor_t *t, size_t n) {
+    if (t->data == host || n == 0) return 0;
+    int64_t n64 = (int64_t)n;
+    tensor_t src = tensor_view(t->data, DTYPE_I32, t->device, 1, (int64_t[]){n64 / 4});
+    tensor_t dst = tensor_view(host, DTYPE_I32, DEVICE_CPU, 1, (int64_t[]){n64 / 4});
+    return tensor_copy(&dst, &src);
+}
 
 static int alloc_like(tensor_t *g, const tensor_t *w) {
     return tensor_alloc(g, DTYPE_F32, w->device, w->ndim, w->shape);
@@ -94,10 +128,8 @@ int qwen3_grads_zero(qwen3_t *g) {
     qwen3_param_t ps[qwen3_n_params(g)];
     int n = qwen3_params(g, ps, qwen3_n_params(g));
     if (n < 0) return -1;
-    for (int i = 0; i < n; i++) {
-        if (ps[i].t->device != DEVICE_CPU) return err_set("qwen3_grads_zero: CUDA is not implemented yet");
-        memset(ps[i].t->data, 0, tensor_nbytes(ps[i].t));
-    }
+    for (int i = 0; i < n; i++)
+        if (zero_tensor(ps[i].t)) return err_wrap("qwen3_grads_zero: %s: ", ps[i].name);
     return 0;
 }
 
@@ -142,6 +174,15 @@ static tensor_t rows_of(const tensor_t *t, int64_t n) {
     return v;
 }
 
+// rows r0 .. r0+n-1 of a buffer (any device: only the address moves)
+static tensor_t rows_at(const tensor_t *t, int64_t r0, int64_t n) {
+    const int64_t row = t->shape[0] ? tensor_numel(t) / t->shape[0] : 0;
+    tensor_t v = tensor_view((char *)t->data + (size_t)(r0 * row) * dtype_size(t->dtype), t->dtype,
+                             t->device, t->ndim, t->shape);
+    v.shape[0] = n;
+    return v;
+}
+
 // a buffer's memory seen with another shape
 static tensor_t reshape(const tensor_t *t, int ndim, const int64_t *shape) {
     return tensor_view(t->data, t->dtype, t->device, ndim, shape);
@@ -181,6 +222,11 @@ void qwen3_train_free(qwen3_train_t *tr) {
                       &tr->dk, &tr->dv, &tr->datt, &tr->dgate, &tr->dup, &tr->dxn, &tr->dw_sub};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) tensor_free(ts[i]);
     free(tr->h_rows_bt);
+    if (tr->h_owned) {
+        free(tr->h_ids), free(tr->h_pos), free(tr->h_seq_info), free(tr->h_page_table);
+        free(tr->h_rows), free(tr->h_targets), free(tr->h_lp_rows), free(tr->h_ent_rows);
+        free(tr->h_dlp_rows);
+    }
     memset(tr, 0, sizeof *tr);
 }
 
@@ -188,9 +234,6 @@ int qwen3_train_init(qwen3_train_t *tr, const qwen3_t *m, int max_batch, int max
     memset(tr, 0, sizeof *tr);
     if (max_batch <= 0 || max_len <= 0)
         return err_set("qwen3_train_init: batch %d x %d, expected both > 0", max_batch, max_len);
-    if (m->device != DEVICE_CPU)
-        return err_set("qwen3_train_init: training runs on the CPU only for now (the CUDA backward is "
-                       "not implemented yet)");
     const qwen3_config_t *c = &m->cfg;
     const int64_t N = (int64_t)max_batch * max_len, R = N, B = max_batch;
     const int64_t C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size;
@@ -226,6 +269,19 @@ int qwen3_train_init(qwen3_train_t *tr, const qwen3_t *m, int max_batch, int max
     for (size_t i = 0; i < sizeof plan / sizeof plan[0] && !rc; i++)
         rc = tensor_alloc(plan[i].t, plan[i].dt, dev, plan[i].nd,
                           (int64_t[]){plan[i].a, plan[i].b, plan[i].c});
+    // the host side of the index / per-row tensors: their own memory on the CPU, staging otherwise
+    struct { void **h; const tensor_t *t; } hs[] = {
+        {(void **)&tr->h_ids, &tr->ids},         {(void **)&tr->h_pos, &tr->pos},
+        {(void **)&tr->h_seq_info, &tr->seq_info}, {(void **)&tr->h_page_table, &tr->page_table},
+        {(void **)&tr->h_rows, &tr->rows},       {(void **)&tr->h_targets, &tr->targets},
+        {(void **)&tr->h_lp_rows, &tr->lp_rows}, {(void **)&tr->h_ent_rows, &tr->ent_rows},
+        {(void **)&tr->h_dlp_rows, &tr->dlp_rows},
+    };
+    tr->h_owned = dev != DEVICE_CPU;
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0] && !rc; i++) {
+        *hs[i].h = tr->h_owned ? calloc(1, tensor_nbytes(hs[i].t)) : hs[i].t->data;
+        if (!*hs[i].h) rc = err_set("out of memory");
+    }
     if (rc) {
         qwen3_train_free(tr);
         return err_wrap("qwen3_train_init (batch %d x %d%s): ", max_batch, max_len,
@@ -314,9 +370,9 @@ int qwen3_train_forward(const qwen3_t *m, qwen3_train_t *tr, const qwen3_batch_t
     const int64_t W = m->out_n > 0 ? m->out_n : c->vocab_size;
     const tensor_t *head = m->out_n > 0 ? &m->lm_head_sub : &m->lm_head;
 
-    // index tensors (host memory: the plan is on the CPU)
-    int32_t *ids = tr->ids.data, *pos = tr->pos.data, *si = tr->seq_info.data, *pt = tr->page_table.data;
-    int32_t *rows = tr->rows.data, *targets = tr->targets.data;
+    // index tensors: built on the host, uploaded once (on the CPU the h_* arrays are the tensors)
+    int32_t *ids = tr->h_ids, *pos = tr->h_pos, *si = tr->h_seq_info, *pt = tr->h_page_table;
+    int32_t *rows = tr->h_rows, *targets = tr->h_targets;
     int R = 0;
     for (int b = 0; b < B; b++) {
         si[b * 3] = b * T; // q_start, q_len, kv_len: the whole row
@@ -342,9 +398,17 @@ int qwen3_train_forward(const qwen3_t *m, qwen3_train_t *tr, const qwen3_batch_t
         }
     }
     tr->R = R;
+    const size_t i4 = sizeof(int32_t);
+    int rc = to_device(&tr->ids, ids, (size_t)N * i4) || to_device(&tr->pos, pos, (size_t)N * i4) ||
+             to_device(&tr->seq_info, si, (size_t)B * 3 * i4) || to_device(&tr->page_table, pt, (size_t)B * i4) ||
+             to_device(&tr->rows, rows, (size_t)R * i4) || to_device(&tr->targets, targets, (size_t)R * i4);
+    if (rc) {
+        tr->B = 0;
+        return err_wrap("qwen3_train_forward: upload: ");
+    }
 
     tensor_t x = rows_of(&tr->x, N), ids_t = rows_of(&tr->ids, N);
-    int rc = op_embedding(&x, &m->embed, &ids_t);
+    rc = op_embedding(&x, &m->embed, &ids_t);
     for (int l = 0; l < c->num_hidden_layers && !rc; l++) {
         qwen3_layer_io_t io;
         qwen3_layer_save_t sv;
@@ -360,22 +424,26 @@ int qwen3_train_forward(const qwen3_t *m, qwen3_train_t *tr, const qwen3_batch_t
         for (int r0 = 0; r0 < R && !rc; r0 += tr->chunk_rows) {
             int cr = R - r0 < tr->chunk_rows ? R - r0 : tr->chunk_rows;
             tensor_t logits = reshape(&tr->logits, 2, (int64_t[]){cr, W});          // (cr, W)
-            tensor_t xn_c = tensor_view((float *)tr->xn.data + (int64_t)r0 * c->hidden_size,
-                                        DTYPE_F32, DEVICE_CPU, 2, (int64_t[]){cr, c->hidden_size});
-            tensor_t tg = tensor_view(targets + r0, DTYPE_I32, DEVICE_CPU, 1, (int64_t[]){cr});
-            tensor_t lpc = tensor_view((float *)tr->lp_rows.data + r0, DTYPE_F32, DEVICE_CPU, 1, (int64_t[]){cr});
-            tensor_t enc = tensor_view((float *)tr->ent_rows.data + r0, DTYPE_F32, DEVICE_CPU, 1, (int64_t[]){cr});
+            tensor_t xn_c = rows_at(&tr->xn, r0, cr);                                 // (cr, C)
+            tensor_t tg = rows_at(&tr->targets, r0, cr), lpc = rows_at(&tr->lp_rows, r0, cr);
+            tensor_t enc = rows_at(&tr->ent_rows, r0, cr);
             rc = op_matmul(&logits, &xn_c, head, 0) ||
                  op_logsoftmax_gather(&lpc, &logits, &tg, temperature) ||
                  (entropy && op_softmax_entropy(&enc, &logits, temperature));
         }
     }
-    if (rc) return err_wrap("qwen3_train_forward: ");
+    // the loss positions' results back to the host (nothing to copy on the CPU)
+    rc = rc || (lp && to_host(tr->h_lp_rows, &tr->lp_rows, (size_t)R * sizeof(float))) ||
+         (entropy && to_host(tr->h_ent_rows, &tr->ent_rows, (size_t)R * sizeof(float)));
+    if (rc) {
+        tr->B = 0;
+        return err_wrap("qwen3_train_forward: ");
+    }
     if (lp) memset(lp, 0, (size_t)N * sizeof(float));
     if (entropy) memset(entropy, 0, (size_t)N * sizeof(float));
     for (int r = 0; r < R; r++) {
-        if (lp) lp[tr->h_rows_bt[r]] = ((float *)tr->lp_rows.data)[r];
-        if (entropy) entropy[tr->h_rows_bt[r]] = ((float *)tr->ent_rows.data)[r];
+        if (lp) lp[tr->h_rows_bt[r]] = tr->h_lp_rows[r];
+        if (entropy) entropy[tr->h_rows_bt[r]] = tr->h_ent_rows[r];
     }
     return R;
 }
@@ -452,29 +520,25 @@ int qwen3_train_backward(const qwen3_t *m, qwen3_train_t *tr, const float *dlp, 
     if (m->out_n > 0 && R > 0) {
         if (!tr->dw_sub.data || tr->dw_sub.shape[0] < W) {
             tensor_free(&tr->dw_sub);
-            if (tensor_alloc(&tr->dw_sub, DTYPE_F32, DEVICE_CPU, 2, (int64_t[]){W, C}))
+            if (tensor_alloc(&tr->dw_sub, DTYPE_F32, tr->x.device, 2, (int64_t[]){W, C}))
                 return err_wrap("qwen3_train_backward: ");
         }
         tr->dw_sub.shape[0] = W;
-        memset(tr->dw_sub.data, 0, (size_t)(W * C) * sizeof(float));
+        if (zero_tensor(&tr->dw_sub)) return err_wrap("qwen3_train_backward: ");
         dhead = &tr->dw_sub;
     }
     tensor_t dx = rows_of(&tr->dx, N);
-    memset(dx.data, 0, (size_t)(N * C) * sizeof(float));
-    int rc = 0;
-    if (R > 0) {
-        float *dl = tr->dlp_rows.data;
+    int rc = zero_tensor(&dx);
+    if (R > 0 && !rc) {
+        float *dl = tr->h_dlp_rows;
         for (int r = 0; r < R; r++) dl[r] = dlp[tr->h_rows_bt[r]];
+        rc = to_device(&tr->dlp_rows, dl, (size_t)R * sizeof(float));
         // LM head, chunk by chunk: logits again, d log-softmax in place, d lm_head, d xn
         for (int r0 = 0; r0 < R && !rc; r0 += tr->chunk_rows) {
             int cr = R - r0 < tr->chunk_rows ? R - r0 : tr->chunk_rows;
             tensor_t logits = reshape(&tr->logits, 2, (int64_t[]){cr, W});
-            tensor_t xn_c = tensor_view((float *)tr->xn.data + (int64_t)r0 * C, DTYPE_F32, DEVICE_CPU, 2,
-                                        (int64_t[]){cr, C});
-            tensor_t dxn_c = tensor_view((float *)tr->dxn.data + (int64_t)r0 * C, DTYPE_F32, DEVICE_CPU, 2,
-                                         (int64_t[]){cr, C});
-            tensor_t tg = tensor_view((int32_t *)tr->targets.data + r0, DTYPE_I32, DEVICE_CPU, 1, (int64_t[]){cr});
-            tensor_t dlc = tensor_view(dl + r0, DTYPE_F32, DEVICE_CPU, 1, (int64_t[]){cr});
+            tensor_t xn_c = rows_at(&tr->xn, r0, cr), dxn_c = rows_at(&tr->dxn, r0, cr); // (cr, C)
+            tensor_t tg = rows_at(&tr->targets, r0, cr), dlc = rows_at(&tr->dlp_rows, r0, cr);
             rc = op_matmul(&logits, &xn_c, head, 0) ||
                  op_logsoftmax_gather_backward(&logits, &logits, &tg, &dlc, tr->temperature) ||
                  op_matmul_backward(&dxn_c, dhead, &logits, &xn_c, head, 0);

@@ -25,7 +25,14 @@
 //
 // Gradients live in a qwen3_t of the same shapes as the weights (qwen3_grads_init): tied models
 // get one embedding gradient (lookup part + output part), untied ones a separate lm_head gradient.
-// CPU only for now: CUDA tensors get a "not implemented on CUDA yet" error from the backward ops.
+//
+// Devices: everything runs on the model's device (m->device) through the same code; only the
+// backend of the ops differs. On CUDA the plan's buffers and the gradients live on the device; the
+// batch's index arrays are built on the host (h_* below) and uploaded once per forward, dL/dlp once
+// per backward, and the per-position log-probs / entropies come back to the host arrays the API
+// returns. On the CPU the h_* arrays ARE the tensors' memory (no copies). Weights: F32 on either
+// device; CUDA also takes BF16 / F16 weights (its ops compute in F32 on any storage dtype), the
+// gradients are F32 always.
 #pragma once
 #include <stdint.h>
 
@@ -102,6 +109,11 @@ typedef struct {
     int out_n;            // the output restriction it ran under (n, 0: none)
     float temperature;
     int *h_rows_bt;       // (R) host: b*T + t of each loss position
+    // host side of the index and per-row tensors above (CPU: the tensors' own memory; CUDA: staging
+    // arrays, uploaded / downloaded once per step)
+    int32_t *h_ids, *h_pos, *h_seq_info, *h_page_table, *h_rows, *h_targets;
+    float *h_lp_rows, *h_ent_rows, *h_dlp_rows;
+    int h_owned;          // 1 when the h_* arrays above were allocated apart from the tensors
 } qwen3_train_t;
 
 // plans and allocates every buffer once for batches up to max_batch x max_len

@@ -19,4 +19,11 @@ if(TRUSTEE_CUDA)
   trustee_c_test(cuda_backward SOURCES test_cuda_backward.c)
   add_test(NAME cuda_backward_harness COMMAND cuda_backward --self-check)
   set_tests_properties(cuda_backward_harness PROPERTIES ENVIRONMENT "${TRUSTEE_TEST_ENV}")
+  # the Qwen3 training forward / backward (model/qwen3_train) with the model on CUDA vs the CPU:
+  # lp, entropy, every gradient (tied, untied, BF16 weights; checkpointing; output restriction),
+  # and the optimizer step on the device (learner/optim.c through kernels/cuda/adamw.h);
+  # train_cuda_harness runs the same comparisons with the CPU as the device under test
+  trustee_c_test(test_train_cuda SOURCES test_train_cuda.c LIBS trustee_learner)
+  add_test(NAME train_cuda_harness COMMAND test_train_cuda --self-check)
+  set_tests_properties(train_cuda_harness PROPERTIES ENVIRONMENT "${TRUSTEE_TEST_ENV}")
 endif()
