@@ -24,105 +24,10 @@
 #include "kernels/cuda/cuda_ops.h"
 #endif
 #include "tests/test.h"
-
-static device_t dut = DEVICE_CUDA; // the device under test
-static int self_check = 0;         // 1: dut is the CPU (checks the harness)
+#include "tests/cuda_harness.h"
 
 #define TOL_EXACT 1e-5
 #define TOL_BF16 1e-2
-
-// ---- inputs ----
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint32_t rng_u32(void) { // xorshift64*
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi) {
-    return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f;
-}
-
-// n random floats in [lo, hi); rounded to BF16 values when dt is BF16, so that the CPU side (F32)
-// and the device side (dt) hold exactly the same numbers
-static float *rand_vals(int64_t n, float lo, float hi, dtype_t dt) {
-    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = rng_uniform(lo, hi);
-        if (dt == DTYPE_BF16) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
-    }
-    return x;
-}
-
-// the same host data as a CPU F32 tensor (ref) and as a dut tensor stored as dt (dev)
-typedef struct {
-    tensor_t ref, dev;
-} pair_t;
-
-static int pair_init(pair_t *p, dtype_t dt, int ndim, const int64_t *shape, const void *host,
-                     dtype_t host_dt) {
-    memset(p, 0, sizeof *p);
-    tensor_t h = tensor_view((void *)host, host_dt, DEVICE_CPU, ndim, shape);
-    dtype_t rdt = host_dt == DTYPE_I32 ? DTYPE_I32 : DTYPE_F32;
-    if (tensor_alloc(&p->ref, rdt, DEVICE_CPU, ndim, shape) || tensor_copy(&p->ref, &h)) return -1;
-    if (tensor_alloc(&p->dev, dt, dut, ndim, shape) || tensor_copy(&p->dev, &h)) return -1;
-    return 0;
-}
-
-static void pair_free(pair_t *p) {
-    tensor_free(&p->ref);
-    tensor_free(&p->dev);
-}
-
-// a pair from random floats in [lo, hi)
-static int pair_rand(pair_t *p, dtype_t dt, int ndim, const int64_t *shape, float lo, float hi) {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        n *= shape[i];
-    float *x = rand_vals(n, lo, hi, dt);
-    int rc = pair_init(p, dt, ndim, shape, x, DTYPE_F32);
-    free(x);
-    return rc;
-}
-
-static int pair_i32(pair_t *p, int ndim, const int64_t *shape, const int32_t *vals) {
-    return pair_init(p, DTYPE_I32, ndim, shape, vals, DTYPE_I32);
-}
-
-// a setup step that must work: on failure print the error and fail the current case
-#define OK(call) REQUIRE((call) == 0, "%s: %s", #call, err_msg())
-
-// compares the dut result with the reference; prints one line per case
-static int compare(const char *what, const tensor_t *dev, const tensor_t *ref, double tol) {
-    tensor_t got;
-    OK(tensor_alloc(&got, DTYPE_F32, DEVICE_CPU, dev->ndim, dev->shape));
-    OK(tensor_copy(&got, dev));
-    const float *a = got.data, *b = ref->data;
-    int64_t n = tensor_numel(ref), nan_mismatch = 0;
-    double maxdiff = 0.0, maxref = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(a[i]) || isnan(b[i])) {
-            nan_mismatch += isnan(a[i]) != isnan(b[i]);
-            continue;
-        }
-        double d = fabs((double)a[i] - b[i]);
-        if (d > maxdiff) maxdiff = d;
-        if (fabs(b[i]) > maxref) maxref = fabs(b[i]);
-    }
-    double e = maxref > 0 ? maxdiff / maxref : maxdiff;
-    printf("  %-58s err %.2e (tol %.0e)\n", what, e, tol);
-    CHECK(e <= tol && nan_mismatch == 0, "%s: normalized error %g > %g (%lld NaN mismatches)", what,
-          e, tol, (long long)nan_mismatch);
-    tensor_free(&got);
-    return 0;
-}
-
-// the dtypes the device side stores float tensors in (the CPU backend is F32 only)
-static int n_dtypes(void) { return self_check ? 1 : 2; }
-static const dtype_t dtypes[] = {DTYPE_F32, DTYPE_BF16};
 
 // ---- matmul ----
 

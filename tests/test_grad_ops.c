@@ -359,7 +359,7 @@ int main(void) {
     test_attention(2, 5, 4, 1, 6);  // GQA 4:1, D = 6 (not C / heads)
     test_attention(1, 7, 4, 2, 10); // GQA 2:1
     test_attention(3, 1, 2, 2, 4);  // T = 1, MHA
-    // a CUDA tensor gets "not implemented on CUDA yet"
+    // a CUDA tensor mixed with CPU tensors is refused ("mixed devices")
     float d[4] = {0};
     tensor_t cu = tensor_view(d, DTYPE_F32, DEVICE_CUDA, 2, (int64_t[]){2, 2});
     tensor_t cpu = t2(d, 2, 2);

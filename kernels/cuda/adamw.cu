@@ -92,20 +92,6 @@ extern "C" int cuda_adamw_step(float *master, float *m, float *v, const void *gr
 
 #define SUMSQ_BLOCKS 512 // fixed, so the summation order depends on n only
 
-static __device__ double block_sum_f64(double x) {
-    __shared__ double part[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int o = 16; o > 0; o >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, o);
-    __syncthreads();
-    if (lane == 0) part[warp] = x;
-    __syncthreads();
-    x = lane < nwarps ? part[lane] : 0.0;
-    for (int o = 16; o > 0; o >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-
 static __global__ void sumsq_partial_kernel(double *part, const void *g, dtype_t dt, int64_t n) {
     double acc = 0.0;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;

@@ -159,12 +159,6 @@ static __global__ void attention_kernel(void *out, dtype_t odt, const void *q, d
 #define FLASH_MAX_D 128   // largest head dim of this kernel (4 accumulator entries per lane)
 #define FLASH_MIN_ROWS 8  // use it when N / B >= this (prefill-like batches)
 
-static __device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o /= 2)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-
 // dynamic shared memory: q tile (BQ, D + 1), k tile (BK, D + 1), v tile (BK, D), as F32
 static size_t flash_smem_bytes(int D) {
     return ((size_t)FLASH_BQ * (D + 1) + (size_t)FLASH_BK * (D + 1) + (size_t)FLASH_BK * D) *

@@ -211,39 +211,10 @@ extern "C" int cuda_op_rmsnorm_backward(tensor_t *dx, tensor_t *dw, const tensor
 
 // ---- rope ----
 
-// dx (N, H, D) rotated back in place; one thread per (row n, pair i), looping over the heads
-static __global__ void rope_bwd_kernel(void *x, dtype_t dt, const int32_t *pos, int64_t N,
-                                       int64_t H, int D, double theta) {
-    int half = D / 2;
-    GRID_STRIDE(t, N * half) {
-        int64_t n = t / half;
-        int i = (int)(t % half);
-        float c, s;
-        rowops_rope_cos_sin(pos[n], i, D, theta, &c, &s);
-        for (int64_t h = 0; h < H; h++) {
-            int64_t base = (n * H + h) * D;
-            float a = load_f32(x, dt, base + i), b = load_f32(x, dt, base + i + half);
-            rowops_rope_pair_bwd(&a, &b, c, s);
-            store_f32(x, dt, base + i, a);
-            store_f32(x, dt, base + i + half, b);
-        }
-    }
-}
-
+// dx (N, H, D) rotated back in place: the forward's kernel with the opposite angle (sin negated
+// exactly; rowops_rope_pair_bwd is the same rotation written out, checked on the host)
 extern "C" int cuda_op_rope_backward(tensor_t *dx, const tensor_t *pos, double theta) {
-    if (cuda_check_float("rope_backward", "dx", dx->dtype) ||
-        cuda_check_i32("rope_backward", "pos", pos))
-        return -1;
-    int64_t D = dx->shape[dx->ndim - 1], N = tensor_numel(pos);
-    if (D % 2 != 0 || D > INT32_MAX)
-        return err_set("cuda rope_backward: expected an even head dim below 2^31, found %lld",
-                       (long long)D);
-    if (N == 0 || D == 0) return 0;
-    int64_t H = tensor_numel(dx) / (N * D);
-    rope_bwd_kernel<<<cuda_blocks(N * D / 2), CUDA_THREADS>>>(
-        dx->data, dx->dtype, (const int32_t *)pos->data, N, H, (int)D, theta);
-    CUDA_CHECK_LAUNCH();
-    return 0;
+    return cuda_rope_rotate(dx, pos, theta, 1, "rope_backward");
 }
 
 // ---- swiglu ----
@@ -394,20 +365,6 @@ extern "C" int cuda_op_logsoftmax_gather_backward(tensor_t *dlogits, const tenso
     return 0;
 }
 
-static __device__ double block_sum_double(double v) {
-    __shared__ double part[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    v = lane < nwarps ? part[lane] : 0.0;
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 // out (R) F32 = entropy of softmax(logits (R, V) / t); one block per row; sums in double as on
 // the CPU
 static __global__ void softmax_entropy_kernel(float *out, const void *logits, dtype_t ldt, int64_t V,
@@ -424,8 +381,8 @@ static __global__ void softmax_entropy_kernel(float *out, const void *logits, dt
         sum += e;
         ez += (double)z * e;
     }
-    sum = block_sum_double(sum);
-    ez = block_sum_double(ez);
+    sum = block_sum_f64(sum);
+    ez = block_sum_f64(ez);
     if (threadIdx.x == 0) out[r] = rowops_entropy_finish(sum, ez);
 }
 

@@ -147,6 +147,36 @@ static __device__ float block_sum(float v) {
     return warp_sum(v);
 }
 
+// a reduction over the block in a fixed order (warp shuffles, then the warps' partials in warp
+// order), every thread gets the result: op(x, y) combines two partials, identity fills the unused
+// slots. blockDim.x a multiple of 32, at most 1024; callable more than once per kernel.
+template <typename T, typename Op> static __device__ T block_reduce(T x, T identity, Op op) {
+    __shared__ T part[32];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    for (int o = 16; o > 0; o >>= 1)
+        x = op(x, __shfl_xor_sync(0xffffffffu, x, o));
+    __syncthreads(); // part[] may still be read by a previous call
+    if (lane == 0) part[warp] = x;
+    __syncthreads();
+    x = lane < nwarps ? part[lane] : identity;
+    for (int o = 16; o > 0; o >>= 1)
+        x = op(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+struct reduce_add_f64 {
+    __device__ double operator()(double a, double b) const { return a + b; }
+};
+
+// sum in double over the block (the deterministic sums of the optimizer, sampler, LM head)
+static __device__ double block_sum_f64(double x) { return block_reduce(x, 0.0, reduce_add_f64()); }
+
+static __device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
 // merged online-softmax state of the block; every thread gets the result
 static __device__ rowops_softmax_t block_softmax_merge(rowops_softmax_t st) {
     __shared__ float pm[32], ps[32];
@@ -191,6 +221,12 @@ static __device__ __forceinline__ void record_error(int *rec, int code, int a, i
 
 int cuda_errrec_reset(int **rec); // *rec = the device record, zeroed (queued on the stream)
 int cuda_errrec_read(int out[4]); // copies the record back (synchronizes)
+
+// ---- shared launchers ----
+
+// rotates x (N, H, D) in place by rope's angles (inverse = 1: the opposite angles, the backward);
+// op names the calling op in errors (elementwise.cu)
+int cuda_rope_rotate(tensor_t *x, const tensor_t *pos, double theta, int inverse, const char *op);
 
 // ---- shared resources (runtime.cu) ----
 

@@ -4,15 +4,17 @@
 
 // ---- rope ----
 
-// x (N, H, D) rotated in place; one thread per (row n, pair i), looping over the heads
+// x (N, H, D) rotated in place; one thread per (row n, pair i), looping over the heads.
+// sign = -1 rotates by the opposite angle: the inverse rotation, i.e. the backward of rope
 static __global__ void rope_kernel(void *x, dtype_t dt, const int32_t *pos, int64_t N, int64_t H,
-                                   int D, double theta) {
+                                   int D, double theta, float sign) {
     int half = D / 2;
     GRID_STRIDE(t, N * half) {
         int64_t n = t / half;
         int i = (int)(t % half);
         float c, s;
         rowops_rope_cos_sin(pos[n], i, D, theta, &c, &s);
+        s *= sign;
         for (int64_t h = 0; h < H; h++) {
             int64_t base = (n * H + h) * D;
             float a = load_f32(x, dt, base + i), b = load_f32(x, dt, base + i + half);
@@ -23,17 +25,21 @@ static __global__ void rope_kernel(void *x, dtype_t dt, const int32_t *pos, int6
     }
 }
 
-extern "C" int cuda_op_rope(tensor_t *x, const tensor_t *pos, double theta) {
-    if (cuda_check_float("rope", "x", x->dtype) || cuda_check_i32("rope", "pos", pos)) return -1;
+int cuda_rope_rotate(tensor_t *x, const tensor_t *pos, double theta, int inverse, const char *op) {
+    if (cuda_check_float(op, "x", x->dtype) || cuda_check_i32(op, "pos", pos)) return -1;
     int64_t D = x->shape[x->ndim - 1], N = tensor_numel(pos);
     if (D % 2 != 0 || D > INT32_MAX)
-        return err_set("cuda rope: expected an even head dim below 2^31, found %lld", (long long)D);
+        return err_set("cuda %s: expected an even head dim below 2^31, found %lld", op, (long long)D);
     if (N == 0 || D == 0) return 0;
     int64_t H = tensor_numel(x) / (N * D);
     rope_kernel<<<cuda_blocks(N * D / 2), CUDA_THREADS>>>(
-        x->data, x->dtype, (const int32_t *)pos->data, N, H, (int)D, theta);
+        x->data, x->dtype, (const int32_t *)pos->data, N, H, (int)D, theta, inverse ? -1.0f : 1.0f);
     CUDA_CHECK_LAUNCH();
     return 0;
+}
+
+extern "C" int cuda_op_rope(tensor_t *x, const tensor_t *pos, double theta) {
+    return cuda_rope_rotate(x, pos, theta, 0, "rope");
 }
 
 // ---- add ----

@@ -21,33 +21,11 @@ static float *lmhead_workspace(size_t n) {
     return lmhead_ws;
 }
 
-static __device__ double lm_block_sum_f64(double x) {
-    __shared__ double part[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int o = 16; o > 0; o >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, o);
-    __syncthreads();
-    if (lane == 0) part[warp] = x;
-    __syncthreads();
-    x = lane < nwarps ? part[lane] : 0.0;
-    for (int o = 16; o > 0; o >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
+struct reduce_fmaxf {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
 
-static __device__ float lm_block_max(float x) {
-    __shared__ float part[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int o = 16; o > 0; o >>= 1)
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-    __syncthreads();
-    if (lane == 0) part[warp] = x;
-    __syncthreads();
-    x = lane < nwarps ? part[lane] : -INFINITY;
-    for (int o = 16; o > 0; o >>= 1)
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-    return x;
-}
+static __device__ float lm_block_max(float x) { return block_reduce(x, -INFINITY, reduce_fmaxf()); }
 
 // row r of the chunk (logits (R, V) F32): lp[n0 + r] and ent[n0 + r] (ent may be NULL), as
 // cpu_op_logsoftmax_gather / cpu_op_softmax_entropy compute them (max, then sums in double)
@@ -70,8 +48,8 @@ static __global__ void lmhead_rows_kernel(float *lp, float *ent, const float *lo
         s += e;
         ez += (double)z * e;
     }
-    s = lm_block_sum_f64(s);
-    if (ent) ez = lm_block_sum_f64(ez);
+    s = block_sum_f64(s);
+    if (ent) ez = block_sum_f64(ez);
     if (threadIdx.x == 0) {
         lp[n] = (float)((double)((row[id] - m) * inv_t) - log(s));
         if (ent) ent[n] = (float)(log(s) - ez / s);
@@ -94,7 +72,7 @@ static __global__ void lmhead_dlogits_kernel(float *logits, const float *dlp, co
     m = lm_block_max(m);
     double s = 0.0;
     for (int64_t i = threadIdx.x; i < V; i += blockDim.x) s += expf((row[i] - m) * inv_t);
-    s = lm_block_sum_f64(s); // every thread has read its entries before any is overwritten below
+    s = block_sum_f64(s); // every thread has read its entries before any is overwritten below
     const float scale = dlp[n] * inv_t, inv_sum = (float)(1.0 / s);
     for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
         float d = -scale * expf((row[i] - m) * inv_t) * inv_sum;

@@ -56,51 +56,20 @@ static __device__ __forceinline__ bool in_cut(sample_cut_t c, float e, int i) {
 
 // ---- block reductions (every thread gets the result; the summation order is fixed) ----
 
-static __device__ double block_sum_f64(double x) {
-    __shared__ double part[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int o = 16; o > 0; o >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, o);
-    __syncthreads();
-    if (lane == 0) part[warp] = x;
-    __syncthreads();
-    x = lane < nwarps ? part[lane] : 0.0;
-    for (int o = 16; o > 0; o >>= 1)
-        x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
+// max keeping the left operand unless the right one is larger (a NaN on the left stays)
+struct reduce_max_keep {
+    __device__ float operator()(float a, float b) const { return b > a ? b : a; }
+};
 
 static __device__ float block_max_f32(float x) {
-    __shared__ float part[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int o = 16; o > 0; o >>= 1) {
-        float y = __shfl_xor_sync(0xffffffffu, x, o);
-        x = y > x ? y : x;
-    }
-    __syncthreads();
-    if (lane == 0) part[warp] = x;
-    __syncthreads();
-    x = lane < nwarps ? part[lane] : -INFINITY;
-    for (int o = 16; o > 0; o >>= 1) {
-        float y = __shfl_xor_sync(0xffffffffu, x, o);
-        x = y > x ? y : x;
-    }
-    return x;
+    return block_reduce(x, -INFINITY, reduce_max_keep());
 }
 
-static __device__ int block_min_i32(int x) {
-    __shared__ int part[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int o = 16; o > 0; o >>= 1)
-        x = min(x, __shfl_xor_sync(0xffffffffu, x, o));
-    __syncthreads();
-    if (lane == 0) part[warp] = x;
-    __syncthreads();
-    x = lane < nwarps ? part[lane] : INT_MAX;
-    for (int o = 16; o > 0; o >>= 1)
-        x = min(x, __shfl_xor_sync(0xffffffffu, x, o));
-    return x;
-}
+struct reduce_min_i32 {
+    __device__ int operator()(int a, int b) const { return min(a, b); }
+};
+
+static __device__ int block_min_i32(int x) { return block_reduce(x, INT_MAX, reduce_min_i32()); }
 
 // sum over the elements of `set` whose e has float bits >= T of e (count: of 1)
 static __device__ double mass_from(const sample_row_t &r, sample_cut_t set, uint32_t T, bool count) {
