@@ -22,6 +22,7 @@
 #include "kernels/kernels.h"
 #ifdef TRUSTEE_CUDA
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/gemm.h"
 #endif
 #include "tests/test.h"
 #include "tests/cuda_harness.h"
@@ -31,21 +32,31 @@
 
 // ---- matmul ----
 
+// misalign = 1: x and out are views that start one row into larger buffers, so their addresses
+// are aligned only to the row size (e.g. 12 bytes for 3 F32 values): the GEMM plans must not
+// assume cudaMalloc's 256-byte alignment
+static tensor_t row_view(const tensor_t *t, int64_t skip, int64_t rows) {
+    char *base = (char *)t->data + (size_t)(skip * t->shape[1]) * dtype_size(t->dtype);
+    return tensor_view(base, t->dtype, t->device, 2, (int64_t[]){rows, t->shape[1]});
+}
+
 static int case_matmul(int64_t N, int64_t I, int64_t O, dtype_t xdt, dtype_t wdt, dtype_t odt,
-                       int accumulate) {
-    int64_t xs[2] = {N, I}, ws[2] = {O, I}, os[2] = {N, O};
+                       int accumulate, int misalign) {
+    int64_t xs[2] = {N + misalign, I}, ws[2] = {O, I}, os[2] = {N + misalign, O};
     pair_t x, w, out;
     OK(pair_rand(&x, xdt, 2, xs, -1, 1));
     OK(pair_rand(&w, wdt, 2, ws, -1, 1));
     OK(pair_rand(&out, odt, 2, os, -1, 1)); // the prior contents matter when accumulating
-    OK(op_matmul(&out.ref, &x.ref, &w.ref, accumulate));
-    OK(op_matmul(&out.dev, &x.dev, &w.dev, accumulate));
+    tensor_t xr = row_view(&x.ref, misalign, N), xd = row_view(&x.dev, misalign, N);
+    tensor_t orf = row_view(&out.ref, misalign, N), od = row_view(&out.dev, misalign, N);
+    OK(op_matmul(&orf, &xr, &w.ref, accumulate));
+    OK(op_matmul(&od, &xd, &w.dev, accumulate));
     char what[128];
-    snprintf(what, sizeof what, "matmul N=%lld I=%lld O=%lld x %s w %s out %s acc %d", (long long)N,
-             (long long)I, (long long)O, dtype_name(xdt), dtype_name(wdt), dtype_name(odt),
-             accumulate);
+    snprintf(what, sizeof what, "matmul N=%lld I=%lld O=%lld x %s w %s out %s acc %d%s",
+             (long long)N, (long long)I, (long long)O, dtype_name(xdt), dtype_name(wdt),
+             dtype_name(odt), accumulate, misalign ? " misaligned" : "");
     int rounds = odt == DTYPE_BF16 || (xdt != wdt && wdt == DTYPE_BF16);
-    int rc = compare(what, &out.dev, &out.ref, rounds ? TOL_BF16 : TOL_EXACT);
+    int rc = compare(what, &out.dev, &out.ref, rounds ? TOL_BF16 : TOL_EXACT); // whole buffers
     pair_free(&x);
     pair_free(&w);
     pair_free(&out);
@@ -60,12 +71,30 @@ static int test_matmul(void) {
         {DTYPE_BF16, DTYPE_BF16, DTYPE_F32}, {DTYPE_BF16, DTYPE_BF16, DTYPE_BF16},
         {DTYPE_BF16, DTYPE_F32, DTYPE_F32},  {DTYPE_F32, DTYPE_F32, DTYPE_BF16}};
     int ncombos = self_check ? 1 : 6;
+    for (int m = 0; m < 2; m++)
+        for (int s = 0; s < 4; s++)
+            for (int c = 0; c < ncombos; c++)
+                for (int acc = 0; acc < 2; acc++)
+                    if (case_matmul(shapes[s][0], shapes[s][1], shapes[s][2], combos[c][0],
+                                    combos[c][1], combos[c][2], acc, m))
+                        return 1;
+    // the same shapes again: answered from the plan cache (the GPU run prints the counts)
+    dtype_t dt = self_check ? DTYPE_F32 : DTYPE_BF16;
+#ifdef TRUSTEE_CUDA
+    long built0, hits0, built1, hits1;
+    cuda_gemm_stats(&built0, &hits0);
+#endif
     for (int s = 0; s < 4; s++)
-        for (int c = 0; c < ncombos; c++)
-            for (int acc = 0; acc < 2; acc++)
-                if (case_matmul(shapes[s][0], shapes[s][1], shapes[s][2], combos[c][0],
-                                combos[c][1], combos[c][2], acc))
-                    return 1;
+        if (case_matmul(shapes[s][0], shapes[s][1], shapes[s][2], dt, dt, DTYPE_F32, 0, 0))
+            return 1;
+#ifdef TRUSTEE_CUDA
+    if (!self_check) {
+        cuda_gemm_stats(&built1, &hits1);
+        printf("  gemm plans: %ld built in all; the repeated shapes built %ld, found %ld cached\n",
+               built1, built1 - built0, hits1 - hits0);
+        CHECK(built1 == built0 && hits1 - hits0 == 4, "repeated GEMM shapes were not cached");
+    }
+#endif
     return 0;
 }
 

@@ -2,11 +2,15 @@
 //
 // A plan is everything cublasLtMatmul needs besides the pointers: the operation descriptor
 // (compute type, transposes), the three layouts and the algorithm the heuristic picked for the
-// shape with our workspace. Plans live in a small table keyed by the shape; when it is full, the
+// shape with our workspace and the pointers' alignment (the heuristic otherwise assumes 256-byte
+// aligned buffers, and a view into a tensor at a row offset may be aligned less: the alignment of
+// each pointer, capped at 256, is part of the plan's key). Plans live in a small table keyed by the shape; when it is full, the
 // oldest is destroyed (round robin). The workspace (GEMM_WORKSPACE bytes) is allocated once.
 // When the heuristic has no algorithm for a shape (should not happen for these dtypes), the call
-// falls back to cublasGemmEx, which also computes in F32.
+// falls back to cublasGemmEx, which also computes in F32; so does a call cuBLASLt refuses as not
+// supported.
 #include <cublasLt.h>
+#include <stdint.h>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/gemm.h"
@@ -21,6 +25,7 @@ typedef struct {
     int ta, tb, m, n, k, lda, ldb, ldd;
     dtype_t ab, dd;
     int beta_zero; // the heuristic may choose differently when D is read
+    int align_a, align_b, align_d; // bytes: the largest power of two <= 256 dividing the pointer
     int has_algo;
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, ld;
@@ -65,8 +70,21 @@ static int gemm_plan_build(gemm_plan_t *p) {
     cublasLtMatmulPreference_t pref;
     CUBLASLT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = GEMM_WORKSPACE;
+    uint32_t aa = (uint32_t)p->align_a, ab = (uint32_t)p->align_b, ad = (uint32_t)p->align_d;
     cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                 &aa, sizeof aa);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                 &ab, sizeof ab);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                 &ad, sizeof ad);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                 &ad, sizeof ad);
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
     if (s == CUBLAS_STATUS_SUCCESS)
@@ -79,6 +97,15 @@ static int gemm_plan_build(gemm_plan_t *p) {
     return 0;
 }
 
+// the largest power of two <= 256 that divides the address
+static int gemm_align(const void *ptr) {
+    uintptr_t a = (uintptr_t)ptr;
+    int al = 256;
+    while (al > 1 && a % (uintptr_t)al != 0)
+        al /= 2;
+    return al;
+}
+
 int cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
               const void *A, int lda, const void *B, int ldb, dtype_t ab_dtype,
               float beta, void *D, int ldd, dtype_t d_dtype) {
@@ -88,12 +115,14 @@ int cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
         CUDA_CHECK(cudaMalloc(&g_ws, GEMM_WORKSPACE));
     }
     int beta_zero = beta == 0.0f;
+    int al_a = gemm_align(A), al_b = gemm_align(B), al_d = gemm_align(D);
     gemm_plan_t *p = NULL;
     for (int i = 0; i < GEMM_PLANS && !p; i++) {
         gemm_plan_t *c = &g_plans[i];
         if (c->used && c->ta == trans_a && c->tb == trans_b && c->m == m && c->n == n &&
             c->k == k && c->lda == lda && c->ldb == ldb && c->ldd == ldd && c->ab == ab_dtype &&
-            c->dd == d_dtype && c->beta_zero == beta_zero)
+            c->dd == d_dtype && c->beta_zero == beta_zero && c->align_a == al_a &&
+            c->align_b == al_b && c->align_d == al_d)
             p = c;
     }
     if (p) {
@@ -105,15 +134,20 @@ int cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
         p->ta = trans_a, p->tb = trans_b, p->m = m, p->n = n, p->k = k;
         p->lda = lda, p->ldb = ldb, p->ldd = ldd, p->ab = ab_dtype, p->dd = d_dtype;
         p->beta_zero = beta_zero;
+        p->align_a = al_a, p->align_b = al_b, p->align_d = al_d;
         if (gemm_plan_build(p)) {
             gemm_plan_destroy(p);
             return -1;
         }
     }
     if (p->has_algo) {
-        CUBLASLT_CHECK(cublasLtMatmul(g_lt, p->op, &alpha, A, p->la, B, p->lb, &beta, D, p->ld, D,
-                                      p->ld, &p->algo, g_ws, GEMM_WORKSPACE, 0));
-        return 0;
+        cublasStatus_t st = cublasLtMatmul(g_lt, p->op, &alpha, A, p->la, B, p->lb, &beta, D, p->ld,
+                                           D, p->ld, &p->algo, g_ws, GEMM_WORKSPACE, 0);
+        if (st == CUBLAS_STATUS_SUCCESS) return 0;
+        if (st != CUBLAS_STATUS_NOT_SUPPORTED)
+            return err_set("%s:%d: cublasLtMatmul (m=%d n=%d k=%d) failed: %s", __FILE__, __LINE__,
+                           m, n, k, cublasGetStatusString(st));
+        p->has_algo = 0; // refused for this plan: cublasGemmEx from now on
     }
     cublasHandle_t h = cuda_blas();
     if (!h) return -1;
