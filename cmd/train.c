@@ -1588,6 +1588,7 @@ static int train_main(train_t *T) {
         rollout_opts_default(&ro);
         ro.max_turns = (int)s->max_turns, ro.max_new_tokens = (int)s->max_new_tokens;
         ro.max_episode_tokens = (int)s->max_episode_tokens, ro.max_active = (int)s->max_active;
+        ro.share_prompt = (int)s->share_prompt;
         ro.max_tasks = (int)(s->tasks > 32 ? s->tasks : 32);
         ro.sampling = (sampler_params_t){.temperature = (float)s->temperature, .top_k = 0, .top_p = 1.0f,
                                          .seed = (uint64_t)s->seed};

@@ -41,6 +41,7 @@ static const setting_t TABLE[] = {
     S_("max_new_tokens", 'i', max_new_tokens, "96", "512", "tokens per agent turn"),
     S_("max_episode_tokens", 'i', max_episode_tokens, "2048", "8192", "tokens per episode (prompt included)"),
     S_("max_active", 'i', max_active, "64", "128", "episodes generating at once on a rollout rank"),
+    S_("share_prompt", 'i', share_prompt, "1", NULL, "1: prefill each task's prompt once, fork it for its rollouts; 0: each prefills its own"),
     S_("staleness", 'i', staleness, "1", NULL, "s: step n's rollouts use policy version max(0, n-1-s)"),
     S_("sim_ranks", 'i', sim_ranks, "0", NULL, "simulator ranks (MPI runs)"),
     S_("rollout_ranks", 'i', rollout_ranks, "1", NULL, "rollout ranks (MPI runs); the other ranks learn"),
@@ -176,6 +177,8 @@ static int check(const settings_t *s) {
         return err_set("max_turns, max_new_tokens >= 1 and max_episode_tokens >= 64 expected");
     if (s->ckpt_every < 1 || s->keep_ckpts < 1) return err_set("ckpt_every and keep_ckpts: expected >= 1");
     if (s->micro_batch < 1) return err_set("micro_batch: expected >= 1, found %ld", s->micro_batch);
+    if (s->share_prompt != 0 && s->share_prompt != 1)
+        return err_set("share_prompt: expected 0 or 1, found %ld", s->share_prompt);
     if (s->sft_d_max < 1 || s->sft_d_max > 100) return err_set("sft_d_max: expected 1..100, found %ld", s->sft_d_max);
     if (s->eval_tasks < 0) return err_set("eval_tasks: expected >= 0, found %ld", s->eval_tasks);
     if (s->temperature <= 0) return err_set("temperature: expected > 0, found %g", s->temperature);

@@ -17,7 +17,7 @@ typedef struct {
     char eval_difficulties[64]; // "1,50,100"
     char vocab[16];         // full | envs: the policy's output vocabulary (docs/distributed.md)
     long steps, seed, tasks, group;
-    long max_turns, max_new_tokens, max_episode_tokens, max_active;
+    long max_turns, max_new_tokens, max_episode_tokens, max_active, share_prompt;
     long staleness, sim_ranks, rollout_ranks;
     long d_start, d_step;
     long ckpt_every, keep_ckpts;

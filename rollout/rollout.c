@@ -65,6 +65,7 @@ void rollout_opts_default(rollout_opts_t *o) {
     o->sampling = (sampler_params_t){.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 0};
     o->eval_sampling = (sampler_params_t){.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .seed = 0};
     o->page_size = 16;
+    o->share_prompt = 1;
 }
 
 // The model's vocabulary is padded past the tokenizer's ids (151,936 vs 151,669 for Qwen3): those
@@ -596,7 +597,7 @@ int rollout_run(rollout_t *r, const msg_task_t *tasks, int n, msg_traj_t **out, 
         // each task's shared prompt (system + tools + query + generation prompt) is prefilled once
         // for the whole group, alone, before any episode of the round starts; it stays cached until
         // every episode of the task is done, so later turns share it too
-        if ((rc = prefill_roots(r, tasks, tss, n, eps, n_eps, &st))) goto done;
+        if (r->o.share_prompt && (rc = prefill_roots(r, tasks, tss, n, eps, n_eps, &st))) goto done;
         int active = 0;
         // admit: continuing episodes first (they hold context), then new ones up to max_active
         for (int e = 0; e < n_eps && !rc; e++)

@@ -37,6 +37,9 @@ typedef struct {
     sampler_params_t sampling; // temperature 1, top_p 1, top_k 0, seed
     sampler_params_t eval_sampling; // for evaluation tasks (msg_task_t.eval): greedy by default
     int page_size;          // KV page size (16)
+    int share_prompt;       // 1: each task's prompt is prefilled once and its episodes fork its KV
+                            // pages; 0: every episode prefills its own copy (bench/rollout.sh's
+                            // "before") (1)
 } rollout_opts_t;
 void rollout_opts_default(rollout_opts_t *o);
 
