@@ -416,7 +416,8 @@ builders.pay_bill = function(rng, aspects, st, w)
                            args = {coll = "payees", fields = {name = name, account_number = acctno, category = cat}}}
   end
   checks[#checks + 1] = {name = "nothing else changed", fn = "only_changed", args = {allow = {"accounts/" .. chk.id}, new = new and 2 or 1}}
-  local tl = new and {"list_payees", "add_payee", "pay_bill"} or {"list_payees", "pay_bill"}
+  -- pay_bill needs the checking account's id, which only list_accounts tells the agent
+  local tl = new and {"list_payees", "list_accounts", "add_payee", "pay_bill"} or {"list_payees", "list_accounts", "pay_bill"}
   return {query = q, facts = facts, checks = checks, tools = tl,
           solution = {new = new, name = name, cat = cat, acctno = acctno, pid = pid, from = chk.id, amount = amt}}
 end
@@ -541,6 +542,7 @@ oracles.transfer_between_accounts = function(task, s, steps)
 end
 oracles.pay_bill = function(task, s, steps)
   steps[#steps + 1] = {call = "list_payees", args = object()}
+  steps[#steps + 1] = {call = "list_accounts", args = object()}
   local pid = s.pid
   if s.new then
     steps[#steps + 1] = {call = "add_payee", args = {name = s.name, account_number = s.acctno, category = s.cat}}
