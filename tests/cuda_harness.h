@@ -115,3 +115,38 @@ static int compare(const char *what, const tensor_t *dev, const tensor_t *ref, d
 // the dtypes the device side stores float tensors in (the CPU backend is F32 only)
 static int n_dtypes(void) { return self_check ? 1 : 2; }
 static const dtype_t dtypes[] = {DTYPE_F32, DTYPE_BF16};
+
+// rope (backward = 0) or its backward (= 1) on N rows of every length in Ns, H = 2 / 8 heads, head
+// dims 64 / 128, positions up to 40000 (the first at 0); one compare per case
+static int harness_rope_cases(int backward, const int64_t *Ns, int nN) {
+    const int64_t Hs[] = {2, 8}, Ds[] = {64, 128};
+    for (int a = 0; a < nN; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 2; c++)
+                for (int t = 0; t < n_dtypes(); t++) {
+                    int64_t N = Ns[a], shape[3] = {N, Hs[b], Ds[c]};
+                    int32_t *pos = malloc((size_t)N * sizeof *pos);
+                    for (int64_t n = 0; n < N; n++)
+                        pos[n] = n == 0 ? 0 : (int32_t)(rng_u32() % 40000);
+                    pair_t x, p;
+                    OK(pair_rand(&x, dtypes[t], 3, shape, -2, 2));
+                    OK(pair_i32(&p, 1, &N, pos));
+                    if (backward) {
+                        OK(op_rope_backward(&x.ref, &p.ref, 1000000.0));
+                        OK(op_rope_backward(&x.dev, &p.dev, 1000000.0));
+                    } else {
+                        OK(op_rope(&x.ref, &p.ref, 1000000.0));
+                        OK(op_rope(&x.dev, &p.dev, 1000000.0));
+                    }
+                    char what[128];
+                    snprintf(what, sizeof what, "%s N=%lld H=%lld D=%lld %s",
+                             backward ? "rope_bwd" : "rope", (long long)N, (long long)Hs[b],
+                             (long long)Ds[c], dtype_name(dtypes[t]));
+                    if (compare(what, &x.dev, &x.ref, dtypes[t] == DTYPE_BF16 ? 1e-2 : 1e-5))
+                        return 1;
+                    pair_free(&x);
+                    pair_free(&p);
+                    free(pos);
+                }
+    return 0;
+}

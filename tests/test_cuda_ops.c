@@ -138,31 +138,8 @@ static int test_rmsnorm(void) {
 // ---- rope ----
 
 static int test_rope(void) {
-    const int64_t Ns[] = {1, 37}, Hs[] = {2, 8}, Ds[] = {64, 128};
-    for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++)
-            for (int c = 0; c < 2; c++)
-                for (int t = 0; t < n_dtypes(); t++) {
-                    int64_t N = Ns[a], shape[3] = {N, Hs[b], Ds[c]};
-                    int32_t *pos = malloc((size_t)N * sizeof *pos);
-                    for (int64_t n = 0; n < N; n++)
-                        pos[n] = n == 0 ? 0 : (int32_t)(rng_u32() % 40000);
-                    pair_t x, p;
-                    OK(pair_rand(&x, dtypes[t], 3, shape, -2, 2));
-                    OK(pair_i32(&p, 1, &N, pos));
-                    OK(op_rope(&x.ref, &p.ref, 1000000.0));
-                    OK(op_rope(&x.dev, &p.dev, 1000000.0));
-                    char what[128];
-                    snprintf(what, sizeof what, "rope N=%lld H=%lld D=%lld %s", (long long)N,
-                             (long long)Hs[b], (long long)Ds[c], dtype_name(dtypes[t]));
-                    if (compare(what, &x.dev, &x.ref,
-                                dtypes[t] == DTYPE_BF16 ? TOL_BF16 : TOL_EXACT))
-                        return 1;
-                    pair_free(&x);
-                    pair_free(&p);
-                    free(pos);
-                }
-    return 0;
+    const int64_t Ns[] = {1, 37};
+    return harness_rope_cases(0, Ns, 2);
 }
 
 // ---- add, swiglu ----
