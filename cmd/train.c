@@ -42,6 +42,7 @@
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
 #include "rollout/rollout.h"
+#include "sim/copytask.h"
 #include "sim/curriculum.h"
 #include "sim/luaenv.h"
 #include "sim/oracle.h"
@@ -53,6 +54,9 @@
 #define EVAL_BATCH_BASE (1ull << 30)    // batch numbers of evaluation batches
 #define EVAL_SEED_BASE (1ull << 62)     // held-out task seeds live above this; training seeds below
 #define SFT_SEED_BASE (1ull << 61)      // oracle transcripts for the warm start
+#define COPY_MAX_TOKENS 512             // copy warm-up: longer transcripts are left out
+#define COPY_MAX_EXAMPLES 20000         // copy warm-up: transcripts made (fresh values each)
+#define COPY_P_WINDOW 0.5               // copy warm-up: oracle windows vs schema transcripts
 #define MAX_VERSIONS 8
 
 static volatile sig_atomic_t g_stop = 0;
@@ -1310,12 +1314,18 @@ static int make_raw_policy(train_t *T, const char *dir) {
 
 // SFT examples: oracle transcripts of the training environments from a reserved seed range (never
 // the seeds of training or held-out tasks), D spread over 1..100
-static int sft_data(train_t *T, learner_sft_example_t **out, int *n_out, int *maxlen) {
+// the oracle transcripts of the SFT warm start (and of the copy warm-up): sft_examples tasks spread
+// over the environments and over D = 1..sft_d_max, seeds disjoint from the held-out ones
+static json_t *sft_oracle(const train_t *T) {
     const char *names[16];
     for (int i = 0; i < T->n_envs; i++) names[i] = T->envs[i];
     int per = (int)((T->s.sft_examples + T->n_envs - 1) / T->n_envs);
-    json_t *data = luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1,
-                                         (int)T->s.sft_d_max);
+    return luaenv_oracle_dataset(names, T->n_envs, per, SFT_SEED_BASE + (uint64_t)T->s.seed * 1000003ull, 1,
+                                 (int)T->s.sft_d_max);
+}
+
+static int sft_data(train_t *T, learner_sft_example_t **out, int *n_out, int *maxlen) {
+    json_t *data = sft_oracle(T);
     if (!data) return -1;
     int n = (int)json_array_size(data), rc = 0;
     *maxlen = 16;
@@ -1360,6 +1370,69 @@ static int run_sft(train_t *T, const char *what, int steps, double lr, double mi
     if (rc) return -1;
     printf("%s: loss %.4f -> %.4f, %d steps, %lld tokens, %.1f s\n", what, res->first_loss, res->last_loss,
            res->steps_done, (long long)res->tokens, res->seconds);
+    fflush(stdout);
+    return 0;
+}
+
+// the output vocabulary holds id (always, without --vocab envs)
+static int in_output_vocab(const train_t *T, int32_t id) {
+    int lo = 0, hi = T->n_vocab - 1;
+    if (!T->n_vocab) return 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (T->vocab[mid] == id) return 1;
+        if (T->vocab[mid] < id) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return 0;
+}
+
+// learner 0: the copy warm-up (sim/copytask.h) before the SFT warm start: copy_steps SFT steps of
+// copy_batch short transcripts, made from the same oracle transcripts, with fresh values
+static int run_copy_warmup(train_t *T) {
+    int steps = (int)T->s.copy_steps, batch = (int)T->s.copy_batch, max_len = COPY_MAX_TOKENS;
+    json_t *oracle = sft_oracle(T);
+    if (!oracle) return -1;
+    int n = steps * batch < COPY_MAX_EXAMPLES ? steps * batch : COPY_MAX_EXAMPLES;
+    json_t *convs = copytask_make(oracle, n, COPY_P_WINDOW, mix64(0x636f7079ull ^ (uint64_t)T->s.seed));
+    json_decref(oracle);
+    if (!convs) return err_wrap("copy warm-up: ");
+    learner_sft_example_t *ex = calloc((size_t)n, sizeof *ex);
+    if (!ex) return json_decref(convs), err_set("out of memory");
+    int m = 0, too_long = 0, out_of_vocab = 0, longest = 16, rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        learner_sft_example_t *e = &ex[m];
+        rc = learner_sft_render_cut(T->tok, json_array_get(convs, (size_t)i), 1, max_len, "copy transcript", e);
+        if (rc) break;
+        int ok = !e->cut;
+        too_long += !ok;
+        for (int k = 0; ok && k < e->n; k++)
+            if (e->mask[k] && !in_output_vocab(T, e->ids[k])) ok = 0, out_of_vocab++;
+        if (!ok) {
+            learner_sft_example_free(e);
+            continue;
+        }
+        if (e->n > longest) longest = e->n;
+        m++;
+    }
+    json_decref(convs);
+    learner_sft_result_t res;
+    if (!rc && m == 0) rc = err_set("copy warm-up: every transcript was cut or used tokens outside the output vocabulary");
+    if (!rc) {
+        learner_sft_opts_t so;
+        learner_sft_opts_default(&so);
+        so.steps = steps, so.batch = batch, so.micro_batch = batch, so.max_len = longest, so.lr = T->s.sft_lr;
+        so.min_lr = -1, so.seed = (uint64_t)T->s.seed, so.log_every = 100, so.log = stdout;
+        printf("copy warm-up: %d short transcripts with fresh values (%d over %d tokens and %d with tokens outside the "
+               "output vocabulary left out), %d steps x %d\n", m, too_long, max_len, out_of_vocab, steps, batch);
+        fflush(stdout);
+        rc = learner_sft_run(&T->model, ex, m, &so, &res);
+    }
+    for (int i = 0; i < m; i++) learner_sft_example_free(&ex[i]);
+    free(ex);
+    if (rc) return -1;
+    printf("copy warm-up: loss %.4f -> %.4f, %d steps, %lld tokens, %.1f s\n", res.first_loss, res.last_loss,
+           res.steps_done, (long long)res.tokens, res.seconds);
     fflush(stdout);
     return 0;
 }
@@ -1652,6 +1725,7 @@ static int train_main(train_t *T) {
             have[0] = 1;
             T->trained = 0;
             learner_sft_result_t res;
+            if (s->copy_steps > 0 && run_copy_warmup(T)) return -1;
             if (run_sft(T, "SFT warm start", (int)s->sft_steps, s->sft_lr, -1, (uint64_t)s->seed, 0, &res)) return -1;
             T->sft_seconds = res.seconds;
             if (write_policy_dir(T, T->init_dir, NULL)) return -1;

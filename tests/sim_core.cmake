@@ -8,3 +8,5 @@ trustee_c_test(test_reward SOURCES test_reward.c LIBS trustee_sim)
 add_executable(memo_canon_tool memo_canon_tool.c)
 target_link_libraries(memo_canon_tool PRIVATE trustee_sim)
 trustee_sh_test(memo_canon_python memo_canon.sh $<TARGET_FILE:memo_canon_tool>)
+# the copy warm-up's transcripts (sim/copytask): from real oracle transcripts, values copyable and fresh
+trustee_c_test(test_copytask SOURCES test_copytask.c LIBS trustee_sim)

@@ -1,0 +1,173 @@
+// sim/copytask: the copy warm-up's transcripts, made from real oracle transcripts of every shipped
+// environment. Checked: determinism, shape (a user message first, an assistant tool call last),
+// every call names a tool of the environments and its arguments satisfy that tool's schema, every
+// value the last call copies (a string with a digit, 4+ characters; any value of a schema
+// transcript) occurs verbatim earlier in the same transcript, the windows' values are fresh (absent
+// from every oracle transcript), both kinds in about the asked proportion, the digit redraw
+// (shape kept, every digit drawn), and the errors.
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/err.h"
+#include "model/chat.h"
+#include "sim/copytask.h"
+#include "sim/jsonschema.h"
+#include "sim/oracle.h"
+#include "test.h"
+
+static const json_t *tool_params(const json_t *oracle, const char *name) {
+    for (size_t c = 0; c < json_array_size(oracle); c++) {
+        const json_t *tools = json_object_get(json_array_get(oracle, c), "tools");
+        for (size_t i = 0; i < json_array_size(tools); i++) {
+            const json_t *f = json_object_get(json_array_get(tools, i), "function");
+            if (!strcmp(json_string_value(json_object_get(f, "name")) ? json_string_value(json_object_get(f, "name")) : "", name))
+                return json_object_get(f, "parameters");
+        }
+    }
+    return NULL;
+}
+
+static int has_digit(const char *s) {
+    for (; *s; s++)
+        if (*s >= '0' && *s <= '9') return 1;
+    return 0;
+}
+
+// the text of every message before the last one (contents; earlier calls' arguments)
+static char *context_text(const json_t *msgs) {
+    size_t cap = 1, n = json_array_size(msgs);
+    for (size_t i = 0; i + 1 < n; i++) {
+        char *d = json_dumps(json_array_get(msgs, i), 0);
+        cap += strlen(d) + 1;
+        free(d);
+    }
+    char *out = calloc(cap, 1);
+    for (size_t i = 0; i + 1 < n; i++) {
+        const json_t *m = json_array_get(msgs, i);
+        const char *c = json_string_value(json_object_get(m, "content"));
+        if (c) strcat(out, c), strcat(out, "\n");
+        json_t *calls = json_object_get(m, "tool_calls");
+        if (calls) {
+            char *d = json_dumps(calls, 0);
+            strcat(out, d);
+            free(d);
+        }
+    }
+    return out;
+}
+
+// does the oracle set hold this string anywhere (as a whole JSON string or inside text)?
+static int in_oracle(const char *oracle_dump, const char *v) { return strstr(oracle_dump, v) != NULL; }
+
+int main(void) {
+    const char **names = NULL;
+    int n_envs = luaenv_list_embedded(&names);
+    REQUIRE(n_envs >= 5, "shipped environments: %d", n_envs);
+    json_t *oracle = luaenv_oracle_dataset(names, n_envs, 24, 777, 1, 60);
+    REQUIRE(oracle, "oracle: %s", err_msg());
+    char *oracle_dump = json_dumps(oracle, 0);
+    const int N = 600;
+    json_t *a = copytask_make(oracle, N, 0.5, 11), *b = copytask_make(oracle, N, 0.5, 11), *c = copytask_make(oracle, N, 0.5, 12);
+    REQUIRE(a && b && c, "copytask_make: %s", err_msg());
+    CHECK((int)json_array_size(a) == N, "%zu conversations, want %d", json_array_size(a), N);
+    CHECK(json_equal(a, b), "same seed, different conversations");
+    CHECK(!json_equal(a, c), "different seeds, same conversations");
+
+    int n_schema = 0, n_window = 0, n_copied = 0, n_values = 0, n_fresh = 0, n_window_values = 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const json_t *msgs = json_object_get(json_array_get(a, i), "messages");
+        size_t nm = json_array_size(msgs);
+        REQUIRE(nm >= 2, "conversation %zu: %zu messages", i, nm);
+        const json_t *first = json_array_get(msgs, 0), *last = json_array_get(msgs, nm - 1);
+        CHECK(!strcmp(json_string_value(json_object_get(first, "role")), "user"), "conversation %zu: starts with %s", i,
+              json_string_value(json_object_get(first, "role")));
+        CHECK(!strcmp(json_string_value(json_object_get(last, "role")), "assistant"), "conversation %zu: ends with %s", i,
+              json_string_value(json_object_get(last, "role")));
+        const json_t *calls = json_object_get(last, "tool_calls");
+        REQUIRE(json_array_size(calls) >= 1, "conversation %zu: the last message has no tool call", i);
+        // a schema transcript: exactly user + call, the user asks "Please <tool name in words>."
+        const char *user = json_string_value(json_object_get(first, "content"));
+        int schema = nm == 2 && user && strstr(user, ". Please ") != NULL;
+        if ((schema && !n_schema) || (!schema && !n_window)) { // one of each kind, for the log
+            char *d = json_dumps(msgs, JSON_INDENT(1));
+            printf("a %s transcript:\n%s\n", schema ? "schema" : "window", d);
+            free(d);
+        }
+        n_schema += schema, n_window += !schema;
+        char *ctx = context_text(msgs);
+        for (size_t k = 0; k < json_array_size(calls); k++) {
+            const json_t *f = json_object_get(json_array_get(calls, k), "function");
+            const char *tool = json_string_value(json_object_get(f, "name"));
+            const json_t *params = tool ? tool_params(oracle, tool) : NULL;
+            CHECK(params, "conversation %zu: call of an unknown tool %s", i, tool ? tool : "(none)");
+            if (!params) continue;
+            const json_t *args = json_object_get(f, "arguments");
+            char why[256] = "";
+            CHECK(jsonschema_validate(params, args, JSONSCHEMA_STRICT, "arguments", why, sizeof why) == 1,
+                  "conversation %zu: %s: %s", i, tool, why);
+            const char *key;
+            json_t *v;
+            json_object_foreach((json_t *)args, key, v) {
+                char *text = json_is_string(v) ? strdup(json_string_value(v)) : chat_json_dumps(v);
+                int must = schema ? 1 : json_is_string(v) && strlen(text) >= 4 && has_digit(text);
+                if (must) {
+                    n_values++;
+                    int copied = strstr(ctx, text) != NULL;
+                    n_copied += copied;
+                    CHECK(copied, "conversation %zu: %s=%s does not occur earlier:\n%s", i, key, text, ctx);
+                    if (!schema && has_digit(text)) n_window_values++, n_fresh += !in_oracle(oracle_dump, text);
+                }
+                free(text);
+            }
+        }
+        free(ctx);
+    }
+    printf("%d schema + %d window transcripts; %d/%d copied values occur earlier; %d/%d window values fresh\n", n_schema,
+           n_window, n_copied, n_values, n_fresh, n_window_values);
+    CHECK(n_schema > N * 4 / 10 && n_window > N * 4 / 10, "kinds: %d schema, %d window (p_window 0.5)", n_schema, n_window);
+    CHECK(n_window_values > 100 && n_fresh >= n_window_values * 95 / 100, "fresh window values: %d of %d", n_fresh,
+          n_window_values);
+
+    // p_window = 0: schema transcripts only; 1: windows only (none has the schema's form)
+    json_t *s0 = copytask_make(oracle, 50, 0.0, 3), *s1 = copytask_make(oracle, 50, 1.0, 3);
+    REQUIRE(s0 && s1, "copytask_make: %s", err_msg());
+    int only0 = 1;
+    for (size_t i = 0; i < json_array_size(s0); i++)
+        only0 &= json_array_size(json_object_get(json_array_get(s0, i), "messages")) == 2;
+    CHECK(only0, "p_window 0: a transcript that is not user + call");
+
+    // the digit redraw: same length, non-digits kept, a run's first digit stays non-zero, all digits drawn
+    const char *v = "CHK-1047 W0099/2024-06-01";
+    uint64_t step = 0;
+    int seen[10] = {0};
+    for (int t = 0; t < 300; t++) {
+        char *r = copytask_redraw_digits(v, 5, 9, &step);
+        REQUIRE(r && strlen(r) == strlen(v), "redraw of %s: %s", v, r ? r : "(null)");
+        for (size_t i = 0; v[i]; i++) {
+            int dv = v[i] >= '0' && v[i] <= '9', dr = r[i] >= '0' && r[i] <= '9';
+            CHECK(dv == dr && (dv || r[i] == v[i]), "redraw %s -> %s: position %zu", v, r, i);
+            if (dr) seen[r[i] - '0']++;
+            int run_start = dv && (i == 0 || !(v[i - 1] >= '0' && v[i - 1] <= '9'));
+            if (run_start && v[i] != '0') CHECK(r[i] != '0', "redraw %s -> %s: run at %zu starts with 0", v, r, i);
+        }
+        free(r);
+    }
+    for (int d = 0; d < 10; d++) CHECK(seen[d] > 100, "digit %d drawn %d times in 300 redraws", d, seen[d]);
+
+    // errors
+    json_t *empty = json_array();
+    CHECK(copytask_make(empty, 5, 0.5, 1) == NULL && strstr(err_msg(), "no oracle conversation"), "empty oracle: %s",
+          err_msg());
+    CHECK(copytask_make(oracle, 0, 0.5, 1) == NULL && strstr(err_msg(), "n: expected"), "n = 0: %s", err_msg());
+    CHECK(copytask_make(oracle, 5, 1.5, 1) == NULL && strstr(err_msg(), "p_window"), "p_window 1.5: %s", err_msg());
+
+    json_decref(empty);
+    json_decref(s0);
+    json_decref(s1);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    json_decref(oracle);
+    free(oracle_dump);
+    return test_exit("test_copytask");
+}
