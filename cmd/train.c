@@ -56,7 +56,6 @@
 #define SFT_SEED_BASE (1ull << 61)      // oracle transcripts for the warm start
 #define COPY_MAX_TOKENS 512             // copy warm-up: longer transcripts are left out
 #define COPY_MAX_EXAMPLES 20000         // copy warm-up: transcripts made (fresh values each)
-#define COPY_P_WINDOW 0.5               // copy warm-up: oracle windows vs schema transcripts
 #define MAX_VERSIONS 8
 
 static volatile sig_atomic_t g_stop = 0;
@@ -1394,7 +1393,7 @@ static int run_copy_warmup(train_t *T) {
     json_t *oracle = sft_oracle(T);
     if (!oracle) return -1;
     int n = steps * batch < COPY_MAX_EXAMPLES ? steps * batch : COPY_MAX_EXAMPLES;
-    json_t *convs = copytask_make(oracle, n, COPY_P_WINDOW, mix64(0x636f7079ull ^ (uint64_t)T->s.seed));
+    json_t *convs = copytask_make(oracle, n, T->s.copy_p_window, mix64(0x636f7079ull ^ (uint64_t)T->s.seed));
     json_decref(oracle);
     if (!convs) return err_wrap("copy warm-up: ");
     learner_sft_example_t *ex = calloc((size_t)n, sizeof *ex);
@@ -1421,7 +1420,8 @@ static int run_copy_warmup(train_t *T) {
     if (!rc) {
         learner_sft_opts_t so;
         learner_sft_opts_default(&so);
-        so.steps = steps, so.batch = batch, so.micro_batch = batch, so.max_len = longest, so.lr = T->s.sft_lr;
+        so.steps = steps, so.batch = batch, so.micro_batch = batch < 4 ? batch : 4, so.max_len = longest;
+        so.lr = T->s.sft_lr;
         so.min_lr = -1, so.seed = (uint64_t)T->s.seed, so.log_every = 100, so.log = stdout;
         printf("copy warm-up: %d short transcripts with fresh values (%d over %d tokens and %d with tokens outside the "
                "output vocabulary left out), %d steps x %d\n", m, too_long, max_len, out_of_vocab, steps, batch);

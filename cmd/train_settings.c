@@ -52,9 +52,10 @@ static const setting_t TABLE[] = {
     S_("keep_ckpts", 'i', keep_ckpts, "2", "3", "checkpoints kept"),
     S_("eval_tasks", 'i', eval_tasks, "20", "20", "held-out tasks per (environment, difficulty)"),
     S_("eval_difficulties", 's', eval_difficulties, "1,50,100", NULL, "held-out difficulties"),
-    S_("copy_steps", 'i', copy_steps, "1500", "0", "copy warm-up steps before the SFT warm start (sim/copytask.h; new policy only)"),
+    S_("copy_steps", 'i', copy_steps, "1200", "0", "copy warm-up steps before the SFT warm start (sim/copytask.h; new policy only)"),
     S_("copy_batch", 'i', copy_batch, "16", NULL, "copy warm-up: short transcripts per step"),
-    S_("sft_steps", 'i', sft_steps, "400", "0", "SFT warm-start steps (new policy only)"),
+    S_("copy_p_window", 'f', copy_p_window, "0", NULL, "copy warm-up: share of oracle windows (the rest: schema transcripts)"),
+    S_("sft_steps", 'i', sft_steps, "300", "0", "SFT warm-start steps (new policy only)"),
     S_("sft_batch", 'i', sft_batch, "8", NULL, "SFT transcripts per step"),
     S_("sft_examples", 'i', sft_examples, "800", NULL, "oracle transcripts for the SFT warm start"),
     S_("sft_d_max", 'i', sft_d_max, "30", "100", "SFT transcripts: difficulties spread over 1..sft_d_max"),
@@ -182,6 +183,8 @@ static int check(const settings_t *s) {
     if (s->share_prompt != 0 && s->share_prompt != 1)
         return err_set("share_prompt: expected 0 or 1, found %ld", s->share_prompt);
     if (s->sft_d_max < 1 || s->sft_d_max > 100) return err_set("sft_d_max: expected 1..100, found %ld", s->sft_d_max);
+    if (!(s->copy_p_window >= 0 && s->copy_p_window <= 1))
+        return err_set("copy_p_window: expected in [0, 1], found %g", s->copy_p_window);
     if (s->copy_steps < 0 || s->copy_batch < 1)
         return err_set("copy_steps >= 0 and copy_batch >= 1 expected, found %ld and %ld", s->copy_steps, s->copy_batch);
     if (s->eval_tasks < 0) return err_set("eval_tasks: expected >= 0, found %ld", s->eval_tasks);

@@ -23,6 +23,7 @@ typedef struct {
     long ckpt_every, keep_ckpts;
     long eval_tasks;        // held-out tasks per (env, difficulty)
     long copy_steps, copy_batch;
+    double copy_p_window;
     long sft_steps, sft_batch, sft_examples, sft_d_max;
     long micro_batch, recompute;
     long baseline;          // 1: SFT continued for GRPO's wall time, evaluated as a baseline

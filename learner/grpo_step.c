@@ -99,6 +99,13 @@ int learner_grpo_step(qwen3_t *m, const qwen3_t *ref, qwen3_train_t *tr, qwen3_t
         }
         a = b;
     }
+    // micro-batches of similar lengths (less padding): (group, index) order re-sorted by length, stable
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && trajs[order[j - 1]].n_tokens > trajs[order[j]].n_tokens; j--) {
+            int tmp = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = tmp;
+        }
     // the global token count normalizes every rank's token-mean loss
     double ts0 = now_s();
     int64_t gtok = tokens;

@@ -4,7 +4,8 @@
 //   groups -> advantages (population std; groups whose kept rollouts have zero reward variance, or
 //   fewer than 2 kept rollouts, are dropped: they carry no signal) -> token count of the whole batch
 //   (all-reduced: every rank's token-mean loss is normalized by the GLOBAL count, so the summed
-//   gradient is the gradient of the batch's token mean) -> per micro-batch: [reference forward when
+//   gradient is the gradient of the batch's token mean) -> micro-batches of the kept trajectories in
+//   length order (stable; similar lengths, less padding) -> per micro-batch: [reference forward when
 //   kl > 0] + policy forward + GRPO loss (learner/loss.h) + backward (gradients add up) ->
 //   MPI_Allreduce of the gradients (sum) -> AdamW (learner/optim.h).
 // The old log-probs are the learner's own forward (one update per batch: ratios are exactly 1, the

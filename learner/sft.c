@@ -142,7 +142,7 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
     int32_t *ids = NULL, *lengths = NULL;
     uint8_t *mask = NULL;
     float *lp = NULL, *dlp = NULL;
-    int *order = NULL;
+    int *order = NULL, *sel = NULL;
     if (qwen3_train_init(&tr, m, M, T_max, o->recompute)) goto done;
     tr_ok = 1;
     if (qwen3_grads_init(&g, m)) goto done;
@@ -165,7 +165,8 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
     lp = calloc((size_t)M * T_max, sizeof *lp);
     dlp = calloc((size_t)M * T_max, sizeof *dlp);
     order = malloc((size_t)n * sizeof *order);
-    if (!ids || !lengths || !mask || !lp || !dlp || !order) {
+    sel = malloc((size_t)batch * sizeof *sel);
+    if (!ids || !lengths || !mask || !lp || !dlp || !order || !sel) {
         err_set("out of memory");
         goto done;
     }
@@ -174,82 +175,82 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
     double t_start = now_s();
     for (int step = 0; step < steps; step++) {
         double t0 = now_s();
-        // pass 0 counts the step's loss tokens (the normalizer of every micro-batch's loss);
-        // pass 1 replays the same examples through forward + backward
-        int start_cursor = cursor, start_epoch = epoch;
+        // the step's examples (seeded shuffle, reshuffled every epoch), then its loss-token count
+        // (the normalizer of every micro-batch's loss)
         int64_t step_loss_tokens = 0, step_tokens = 0;
-        for (int pass = 0; pass < 2; pass++) {
-            cursor = start_cursor;
-            epoch = start_epoch;
-            double loss_sum = 0;
-            int in_micro = 0, Tm = 0;
-            if (pass == 1 && qwen3_grads_zero(&g)) goto done;
-            for (int k = 0; k < batch; k++) {
-                if (cursor == n) { // a new epoch: Fisher-Yates with the counter-based generator
-                    for (int i = 0; i < n; i++) order[i] = i;
-                    for (int i = n - 1; i > 0; i--) {
-                        int j = (int)(sampler_uniform(o->seed, (uint64_t)epoch, (uint64_t)i) * (i + 1));
-                        int tmp = order[i];
-                        order[i] = order[j];
-                        order[j] = tmp;
-                    }
-                    cursor = 0;
-                    epoch++;
+        for (int k = 0; k < batch; k++) {
+            if (cursor == n) { // a new epoch: Fisher-Yates with the counter-based generator
+                for (int i = 0; i < n; i++) order[i] = i;
+                for (int i = n - 1; i > 0; i--) {
+                    int j = (int)(sampler_uniform(o->seed, (uint64_t)epoch, (uint64_t)i) * (i + 1));
+                    int tmp = order[i];
+                    order[i] = order[j];
+                    order[j] = tmp;
                 }
-                const learner_sft_example_t *e = &ex[order[cursor++]];
-                if (pass == 0) {
-                    step_loss_tokens += e->n_loss;
-                    step_tokens += e->n;
-                    continue;
-                }
-                // add the example to the micro-batch (rows right-padded with id 0, mask 0)
-                int b = in_micro++;
-                memcpy(ids + (size_t)b * T_max, e->ids, (size_t)e->n * sizeof *ids);
-                memcpy(mask + (size_t)b * T_max, e->mask, (size_t)e->n);
-                lengths[b] = e->n;
-                if (e->n > Tm) Tm = e->n;
-                if (in_micro == M || k == batch - 1) {
-                    // repack rows from stride T_max to stride Tm
-                    for (int row = 0; row < in_micro; row++) {
-                        memmove(ids + (size_t)row * Tm, ids + (size_t)row * T_max, (size_t)Tm * sizeof *ids);
-                        memmove(mask + (size_t)row * Tm, mask + (size_t)row * T_max, (size_t)Tm);
-                        for (int t = lengths[row]; t < Tm; t++) {
-                            ids[(size_t)row * Tm + t] = 0;
-                            mask[(size_t)row * Tm + t] = 0;
-                        }
-                    }
-                    qwen3_batch_t qb = {in_micro, Tm, ids, lengths, mask};
-                    double part;
-                    if (qwen3_train_forward(m, &tr, &qb, 1.0f, lp, NULL) < 0 ||
-                        learner_sft_loss((int64_t)in_micro * Tm, lp, mask, (double)step_loss_tokens, &part, dlp) ||
-                        qwen3_train_backward(m, &tr, dlp, &g))
-                        goto done;
-                    loss_sum += part;
-                    in_micro = 0;
-                    Tm = 0;
-                }
+                cursor = 0;
+                epoch++;
             }
-            if (pass == 1) {
-                optim_stats_t st;
-                int src = optim_step_qwen3(&opt, &g, 1.0, loss_sum, &st);
-                if (src < 0 || qwen3_output_vocab_refresh(m)) goto done;
-                double dt = now_s() - t0;
-                if (step == 0) r.first_loss = loss_sum;
-                r.last_loss = loss_sum;
-                r.tokens += step_tokens;
-                r.loss_tokens += step_loss_tokens;
-                r.steps_done = step + 1;
-                if (src == 1) {
-                    r.n_skipped++;
-                    if (o->log_every > 0) fprintf(log, "step %d/%d SKIPPED: %s\n", step + 1, steps, st.msg);
-                } else if (o->log_every > 0 && ((step + 1) % o->log_every == 0 || step == steps - 1)) {
-                    fprintf(log, "step %d/%d loss %.6f lr %.3e grad_norm %.4g tokens %lld (loss %lld) tok/s %.1f\n",
-                            step + 1, steps, loss_sum, st.lr, st.grad_norm, (long long)step_tokens,
-                            (long long)step_loss_tokens, step_tokens / dt);
+            sel[k] = order[cursor++];
+            step_loss_tokens += ex[sel[k]].n_loss;
+            step_tokens += ex[sel[k]].n;
+        }
+        // micro-batches of similar lengths (less padding): the step's examples by length (stable)
+        for (int k = 1; k < batch; k++)
+            for (int i = k; i > 0 && ex[sel[i - 1]].n > ex[sel[i]].n; i--) {
+                int tmp = sel[i];
+                sel[i] = sel[i - 1];
+                sel[i - 1] = tmp;
+            }
+        double loss_sum = 0;
+        int in_micro = 0, Tm = 0;
+        if (qwen3_grads_zero(&g)) goto done;
+        for (int k = 0; k < batch; k++) {
+            const learner_sft_example_t *e = &ex[sel[k]];
+            // add the example to the micro-batch (rows right-padded with id 0, mask 0)
+            int b = in_micro++;
+            memcpy(ids + (size_t)b * T_max, e->ids, (size_t)e->n * sizeof *ids);
+            memcpy(mask + (size_t)b * T_max, e->mask, (size_t)e->n);
+            lengths[b] = e->n;
+            if (e->n > Tm) Tm = e->n;
+            if (in_micro == M || k == batch - 1) {
+                // repack rows from stride T_max to stride Tm
+                for (int row = 0; row < in_micro; row++) {
+                    memmove(ids + (size_t)row * Tm, ids + (size_t)row * T_max, (size_t)Tm * sizeof *ids);
+                    memmove(mask + (size_t)row * Tm, mask + (size_t)row * T_max, (size_t)Tm);
+                    for (int t = lengths[row]; t < Tm; t++) {
+                        ids[(size_t)row * Tm + t] = 0;
+                        mask[(size_t)row * Tm + t] = 0;
+                    }
                 }
-                if (o->log_every > 0) fflush(log);
+                qwen3_batch_t qb = {in_micro, Tm, ids, lengths, mask};
+                double part;
+                if (qwen3_train_forward(m, &tr, &qb, 1.0f, lp, NULL) < 0 ||
+                    learner_sft_loss((int64_t)in_micro * Tm, lp, mask, (double)step_loss_tokens, &part, dlp) ||
+                    qwen3_train_backward(m, &tr, dlp, &g))
+                    goto done;
+                loss_sum += part;
+                in_micro = 0;
+                Tm = 0;
             }
         }
+        optim_stats_t st;
+        int src = optim_step_qwen3(&opt, &g, 1.0, loss_sum, &st);
+        if (src < 0 || qwen3_output_vocab_refresh(m)) goto done;
+        double dt = now_s() - t0;
+        if (step == 0) r.first_loss = loss_sum;
+        r.last_loss = loss_sum;
+        r.tokens += step_tokens;
+        r.loss_tokens += step_loss_tokens;
+        r.steps_done = step + 1;
+        if (src == 1) {
+            r.n_skipped++;
+            if (o->log_every > 0) fprintf(log, "step %d/%d SKIPPED: %s\n", step + 1, steps, st.msg);
+        } else if (o->log_every > 0 && ((step + 1) % o->log_every == 0 || step == steps - 1)) {
+            fprintf(log, "step %d/%d loss %.6f lr %.3e grad_norm %.4g tokens %lld (loss %lld) tok/s %.1f\n",
+                    step + 1, steps, loss_sum, st.lr, st.grad_norm, (long long)step_tokens,
+                    (long long)step_loss_tokens, step_tokens / dt);
+        }
+        if (o->log_every > 0) fflush(log);
         if (o->max_seconds > 0 && now_s() - t_start >= o->max_seconds) break;
     }
     r.seconds = now_s() - t_start;
@@ -262,6 +263,7 @@ done:
     free(lp);
     free(dlp);
     free(order);
+    free(sel);
     if (o_ok) optim_free(&opt);
     if (g_ok) qwen3_free(&g);
     if (tr_ok) qwen3_train_free(&tr);

@@ -13,7 +13,8 @@
 //
 // Training (learner_sft_run): each step takes `batch` examples of a seeded shuffle (Fisher-Yates
 // with sampler_uniform(seed, epoch, i), reshuffled every epoch), runs them in micro-batches of
-// `micro_batch` (right-padded to the longest example of the micro-batch), accumulates the gradients
+// `micro_batch`, formed in length order (the step's examples sorted by length, stable, so a
+// micro-batch holds similar lengths) and right-padded to their longest, accumulates the gradients
 // of the token-mean NLL over ALL assistant tokens of the step (every micro-batch's loss is divided
 // by the step's token count), then takes one AdamW step (warmup, then cosine to min_lr over
 // `steps`). Deterministic for a given seed (and thread count of the kernels).
