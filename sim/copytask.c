@@ -213,7 +213,7 @@ static json_t *make_window(const json_t *oracle, const harvest_t *h, rng_t *r, u
         if (rc) goto done;
     }
     json_t *msgs2 = json_loads(dump, 0, NULL);
-    if (msgs2) out = json_pack("{s:o}", "messages", msgs2);
+    out = msgs2 ? json_pack("{s:o}", "messages", msgs2) : json_null(); // unparsable: dropped
 done:
     free(vals);
     free(dump);
