@@ -1311,10 +1311,9 @@ static int make_raw_policy(train_t *T, const char *dir) {
     return 0;
 }
 
-// SFT examples: oracle transcripts of the training environments from a reserved seed range (never
-// the seeds of training or held-out tasks), D spread over 1..100
 // the oracle transcripts of the SFT warm start (and of the copy warm-up): sft_examples tasks spread
-// over the environments and over D = 1..sft_d_max, seeds disjoint from the held-out ones
+// over the environments and over D = 1..sft_d_max, from a reserved seed range (never the seeds of
+// training or held-out tasks)
 static json_t *sft_oracle(const train_t *T) {
     const char *names[16];
     for (int i = 0; i < T->n_envs; i++) names[i] = T->envs[i];
@@ -1323,6 +1322,7 @@ static json_t *sft_oracle(const train_t *T) {
                                  (int)T->s.sft_d_max);
 }
 
+// SFT examples: the oracle transcripts rendered (episode layout)
 static int sft_data(train_t *T, learner_sft_example_t **out, int *n_out, int *maxlen) {
     json_t *data = sft_oracle(T);
     if (!data) return -1;
@@ -1401,9 +1401,9 @@ static int run_copy_warmup(train_t *T) {
     int m = 0, too_long = 0, out_of_vocab = 0, longest = 16, rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         learner_sft_example_t *e = &ex[m];
-        rc = learner_sft_render_cut(T->tok, json_array_get(convs, (size_t)i), 1, max_len, "copy transcript", e);
+        rc = learner_sft_render(T->tok, json_array_get(convs, (size_t)i), 1, 1 << 20, "copy transcript", e);
         if (rc) break;
-        int ok = !e->cut;
+        int ok = e->n <= max_len;
         too_long += !ok;
         for (int k = 0; ok && k < e->n; k++)
             if (e->mask[k] && !in_output_vocab(T, e->ids[k])) ok = 0, out_of_vocab++;
