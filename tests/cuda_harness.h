@@ -19,18 +19,8 @@ static int self_check = 0;         // 1: dut is the CPU (checks the harness)
 
 // ---- inputs ----
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull; // harnesses may set their own seed
-
-static uint32_t rng_u32(void) { // xorshift64*
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi) {
-    return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f;
-}
+// rng_state, rng_u32, rng_uniform (harnesses may set their own seed)
+#include "tests/test_rng.h"
 
 // n random floats in [lo, hi); rounded to BF16 values when dt is BF16, so that the CPU side (F32)
 // and the device side (dt) hold exactly the same numbers

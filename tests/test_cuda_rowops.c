@@ -9,18 +9,7 @@
 #include "kernels/cuda/rowops.h"
 #include "tests/test.h"
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint32_t rng_u32(void) { // xorshift64*
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
-
-static float rng_uniform(float lo, float hi) {
-    return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f;
-}
+#include "tests/test_rng.h"
 
 static float f32_from_bits(uint32_t u) {
     float f;
@@ -301,6 +290,7 @@ static void test_attention_step(void) {
 }
 
 int main(void) {
+    rng_state = 0x9e3779b97f4a7c15ull; // this test's inputs
     test_bf16();
     test_rmsnorm();
     test_rope();

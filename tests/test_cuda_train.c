@@ -37,19 +37,12 @@
 #include "kernels/cuda/cuda_ops.h"
 #endif
 #include "tests/test.h"
+#include "tests/test_rng.h"
 
 static int self_check = 0;
 
 #define OK(call) REQUIRE((call) == 0, "%s: %s", #call, err_msg())
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rng_u32(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
-static float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f; }
 static float bf16_round(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 
 // max |a - b| / max |b|
@@ -583,6 +576,7 @@ static int test_lmhead(void) {
 }
 
 int main(int argc, char **argv) {
+    rng_state = 0x9e3779b97f4a7c15ull; // this test's inputs
     if (argc > 1 && strcmp(argv[1], "--self-check") == 0) {
         self_check = 1;
     } else if (!kernels_backend_available(DEVICE_CUDA)) {
