@@ -5,7 +5,7 @@
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
-static uint32_t rng_u32(void) {
+static inline uint32_t rng_u32(void) {
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
@@ -13,4 +13,4 @@ static uint32_t rng_u32(void) {
 }
 
 // uniform in [lo, hi), 24 random bits
-static float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f; }
+static inline float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) / 16777216.0f; }

@@ -41,6 +41,7 @@
 #include "model/qwen3_train.h"
 #include "model/safetensors.h"
 #include "tests/test.h"
+#include "tests/test_rng.h" // default seed: these inputs
 
 #define OK(call) REQUIRE((call) == 0, "%s: %s", #call, err_msg())
 
@@ -56,13 +57,6 @@ static uint8_t mask[B * T];
 static float dlp[B * T];
 static int32_t out_ids[N_OUT];
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint32_t rng_u32(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
-}
 
 // the batch: targets drawn from the output list, other tokens from the whole vocabulary; pads 0
 static void make_batch(int V) {
