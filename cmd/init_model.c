@@ -28,7 +28,8 @@ static const char *INIT_USAGE =
     "\n"
     "Writes a randomly initialised Qwen3 checkpoint (Hugging Face layout) to DIR:\n"
     "config.json, model.safetensors, tokenizer.json, tokenizer_config.json (the Qwen3 tokenizer,\n"
-    "vocab 151936). Weights ~ normal(0, 0.02), norms = 1; the same seed gives the same bytes.\n"
+    "vocab 151936). Weights ~ normal(0, 0.02), norms = 1 (q/k norms: --qk-norm); the same seed gives\n"
+    "the same bytes.\n"
     "\n"
     "options:\n"
     "  --out DIR            output directory (created; must be empty unless --force)\n"
@@ -39,6 +40,10 @@ static const char *INIT_USAGE =
     "  --kv-heads K         key/value heads, divides Q (default 2)\n"
     "  --head-dim D         head dimension, even (default 64)\n"
     "  --intermediate I     MLP intermediate size (default 768)\n"
+    "  --rope-theta T       RoPE base (default 1000000, Qwen3's)\n"
+    "  --qk-norm W          initial weight of q_norm and k_norm (default 1, as HF); with both at W the\n"
+    "                       attention logits can reach W^2 sqrt(head_dim), so W > 1 lets a new small\n"
+    "                       model attend sharply (copy one token among hundreds) from the start\n"
     "  --tie                lm_head shares the embedding (the default)\n"
     "  --untie              write a separate lm_head.weight\n"
     "  --dtype f32|bf16     weight dtype in model.safetensors (default bf16)\n"
@@ -87,8 +92,8 @@ static void init_fill_normal(void *buf, dtype_t dt, int64_t n, uint64_t key, dou
     }
 }
 
-static void init_fill_ones(void *buf, dtype_t dt, int64_t n) {
-    for (int64_t i = 0; i < n; i++) init_store(buf, dt, i, 1.0f);
+static void init_fill_const(void *buf, dtype_t dt, int64_t n, float v) {
+    for (int64_t i = 0; i < n; i++) init_store(buf, dt, i, v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,13 +196,23 @@ int cmd_init_model(int argc, char **argv) {
     }
     int err = 0, hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, inter = 0;
     long seed = LONG_MIN;
+    double rope_theta = 1e6, qk_norm = 1.0;
     const char *out = args_str(&a, "out", NULL, &err);
     const char *dtype_s = err ? NULL : args_str(&a, "dtype", "bf16", &err);
     if (err || init_opt(&a, "hidden", 256, 0, &hidden) || init_opt(&a, "layers", 4, 0, &layers) ||
         init_opt(&a, "heads", 4, 0, &heads) || init_opt(&a, "kv-heads", 2, 0, &kv_heads) ||
         init_opt(&a, "head-dim", 64, 0, &head_dim) || init_opt(&a, "intermediate", 768, 0, &inter) ||
-        args_int(&a, "seed", LONG_MIN, &seed))
+        args_int(&a, "seed", LONG_MIN, &seed) || args_float(&a, "rope-theta", 1e6, &rope_theta) ||
+        args_float(&a, "qk-norm", 1.0, &qk_norm))
         return cmd_fail("init-model");
+    if (!(rope_theta > 1) || !isfinite(rope_theta)) {
+        err_set("option --rope-theta: expected a number > 1, found %g", rope_theta);
+        return cmd_fail("init-model");
+    }
+    if (!(qk_norm > 0 && qk_norm <= 100)) {
+        err_set("option --qk-norm: expected a number in (0, 100], found %g", qk_norm);
+        return cmd_fail("init-model");
+    }
     int tie = args_flag(&a, "tie"), untie = args_flag(&a, "untie"), force = args_flag(&a, "force");
     if (args_finish(&a)) return cmd_fail("init-model");
     if (!out) {
@@ -243,7 +258,7 @@ int cmd_init_model(int argc, char **argv) {
         .head_dim = head_dim,
         .max_position_embeddings = 40960,
         .rms_norm_eps = 1e-6,
-        .rope_theta = 1e6,
+        .rope_theta = rope_theta,
         .tie_word_embeddings = !untie,
         .bos_token_id = 151643,
         .eos_token_id = 151645,
@@ -278,7 +293,8 @@ int cmd_init_model(int argc, char **argv) {
             init_free_list(&list);
             return cmd_fail("init-model");
         }
-        if (t->ndim == 1) init_fill_ones(buf, dt, numel); // every 1-D tensor is an RMSNorm weight
+        if (t->ndim == 1) // every 1-D tensor is an RMSNorm weight
+            init_fill_const(buf, dt, numel, strstr(t->name, ".q_norm.") || strstr(t->name, ".k_norm.") ? (float)qk_norm : 1.0f);
         else init_fill_normal(buf, dt, numel, init_key((uint64_t)seed, (uint64_t)k), 0.02);
         t->data = buf;
         n_params += numel;

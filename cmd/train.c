@@ -1293,7 +1293,7 @@ static int make_raw_policy(train_t *T, const char *dir) {
     char tmp[560];
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     rm_rf(tmp);
-    char seed[32], h[32], l[32], q[32], k[32], d[32], in[32];
+    char seed[32], h[32], l[32], q[32], k[32], d[32], in[32], th[32], qk[32];
     snprintf(seed, sizeof seed, "%ld", T->s.seed);
     snprintf(h, sizeof h, "%ld", T->s.init_hidden);
     snprintf(l, sizeof l, "%ld", T->s.init_layers);
@@ -1301,8 +1301,10 @@ static int make_raw_policy(train_t *T, const char *dir) {
     snprintf(k, sizeof k, "%ld", T->s.init_kv_heads);
     snprintf(d, sizeof d, "%ld", T->s.init_head_dim);
     snprintf(in, sizeof in, "%ld", T->s.init_intermediate);
+    snprintf(th, sizeof th, "%.17g", T->s.init_rope_theta);
+    snprintf(qk, sizeof qk, "%.17g", T->s.init_qk_norm);
     char *argv[] = {"init-model", "--out", tmp, "--seed", seed, "--hidden", h, "--layers", l, "--heads", q,
-                    "--kv-heads", k, "--head-dim", d, "--intermediate", in, "--dtype", "f32", "--force", NULL};
+                    "--kv-heads", k, "--head-dim", d, "--intermediate", in, "--rope-theta", th, "--qk-norm", qk, "--dtype", "f32", "--force", NULL};
     printf("policy: a new Qwen3 (hidden %ld, %ld layers) -> %s\n", T->s.init_hidden, T->s.init_layers, dir);
     fflush(stdout);
     if (cmd_init_model((int)(sizeof argv / sizeof argv[0]) - 1, argv) != 0) return err_set("init-model failed (see above)");
@@ -1386,16 +1388,15 @@ static int in_output_vocab(const train_t *T, int32_t id) {
     return 0;
 }
 
-// learner 0: the copy warm-up (sim/copytask.h) before the SFT warm start: copy_steps SFT steps of
-// copy_batch short transcripts, made from the same oracle transcripts, with fresh values
-static int run_copy_warmup(train_t *T) {
-    int steps = (int)T->s.copy_steps, batch = (int)T->s.copy_batch, max_len = COPY_MAX_TOKENS;
-    json_t *oracle = sft_oracle(T);
-    if (!oracle) return -1;
+// learner 0: one phase of the copy warm-up (sim/copytask.h): `steps` SFT steps of copy_batch short
+// transcripts made from the oracle transcripts with fresh values (p_window / p_repeat: the kinds);
+// const_lr: the learning rate stays at sft_lr (else a cosine decay to sft_lr / 10)
+static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, int steps, double p_window,
+                          double p_repeat, int const_lr, uint64_t seed) {
+    int batch = (int)T->s.copy_batch, max_len = COPY_MAX_TOKENS;
     int n = steps * batch < COPY_MAX_EXAMPLES ? steps * batch : COPY_MAX_EXAMPLES;
-    json_t *convs = copytask_make(oracle, n, T->s.copy_p_window, mix64(0x636f7079ull ^ (uint64_t)T->s.seed));
-    json_decref(oracle);
-    if (!convs) return err_wrap("copy warm-up: ");
+    json_t *convs = copytask_make(oracle, n, p_window, p_repeat, seed);
+    if (!convs) return err_wrap("%s: ", what);
     learner_sft_example_t *ex = calloc((size_t)n, sizeof *ex);
     if (!ex) return json_decref(convs), err_set("out of memory");
     int m = 0, too_long = 0, out_of_vocab = 0, longest = 16, rc = 0;
@@ -1416,25 +1417,42 @@ static int run_copy_warmup(train_t *T) {
     }
     json_decref(convs);
     learner_sft_result_t res;
-    if (!rc && m == 0) rc = err_set("copy warm-up: every transcript was cut or used tokens outside the output vocabulary");
+    if (!rc && m == 0) rc = err_set("%s: every transcript was cut or used tokens outside the output vocabulary", what);
     if (!rc) {
         learner_sft_opts_t so;
         learner_sft_opts_default(&so);
         so.steps = steps, so.batch = batch, so.micro_batch = batch < 4 ? batch : 4, so.max_len = longest;
         so.lr = T->s.sft_lr;
-        so.min_lr = -1, so.seed = (uint64_t)T->s.seed, so.log_every = 100, so.log = stdout;
-        printf("copy warm-up: %d short transcripts with fresh values (%d over %d tokens and %d with tokens outside the "
-               "output vocabulary left out), %d steps x %d\n", m, too_long, max_len, out_of_vocab, steps, batch);
+        so.min_lr = const_lr ? so.lr : -1, so.seed = (uint64_t)T->s.seed, so.log_every = 100, so.log = stdout;
+        printf("%s: %d short transcripts with fresh values (%d over %d tokens and %d with tokens outside the "
+               "output vocabulary left out), %d steps x %d\n", what, m, too_long, max_len, out_of_vocab, steps, batch);
         fflush(stdout);
         rc = learner_sft_run(&T->model, ex, m, &so, &res);
     }
     for (int i = 0; i < m; i++) learner_sft_example_free(&ex[i]);
     free(ex);
     if (rc) return -1;
-    printf("copy warm-up: loss %.4f -> %.4f, %d steps, %lld tokens, %.1f s\n", res.first_loss, res.last_loss,
+    printf("%s: loss %.4f -> %.4f, %d steps, %lld tokens, %.1f s\n", what, res.first_loss, res.last_loss,
            res.steps_done, (long long)res.tokens, res.seconds);
     fflush(stdout);
     return 0;
+}
+
+// learner 0: the copy warm-up before the SFT warm start. First copy_repeat_steps steps of repeat
+// transcripts at a constant learning rate (the policy learns to find a value said earlier and go on
+// from there, an induction circuit: its loss falls abruptly after ~900 steps), then copy_steps steps
+// of schema / window transcripts (copying values into tool calls).
+static int run_copy_warmup(train_t *T) {
+    json_t *oracle = sft_oracle(T);
+    if (!oracle) return -1;
+    uint64_t seed = mix64(0x636f7079ull ^ (uint64_t)T->s.seed);
+    int rc = 0;
+    if (T->s.copy_repeat_steps > 0)
+        rc = run_copy_phase(T, oracle, "copy warm-up (repeat)", (int)T->s.copy_repeat_steps, 0, 1, 1, seed + 1);
+    if (!rc && T->s.copy_steps > 0)
+        rc = run_copy_phase(T, oracle, "copy warm-up", (int)T->s.copy_steps, T->s.copy_p_window, 0, 0, seed);
+    json_decref(oracle);
+    return rc;
 }
 
 // writes the learner's model as an HF checkpoint dir (atomically)
@@ -1725,7 +1743,7 @@ static int train_main(train_t *T) {
             have[0] = 1;
             T->trained = 0;
             learner_sft_result_t res;
-            if (s->copy_steps > 0 && run_copy_warmup(T)) return -1;
+            if ((s->copy_steps > 0 || s->copy_repeat_steps > 0) && run_copy_warmup(T)) return -1;
             if (run_sft(T, "SFT warm start", (int)s->sft_steps, s->sft_lr, -1, (uint64_t)s->seed, 0, &res)) return -1;
             T->sft_seconds = res.seconds;
             if (write_policy_dir(T, T->init_dir, NULL)) return -1;

@@ -52,7 +52,8 @@ static const setting_t TABLE[] = {
     S_("keep_ckpts", 'i', keep_ckpts, "2", "3", "checkpoints kept"),
     S_("eval_tasks", 'i', eval_tasks, "20", "20", "held-out tasks per (environment, difficulty)"),
     S_("eval_difficulties", 's', eval_difficulties, "1,50,100", NULL, "held-out difficulties"),
-    S_("copy_steps", 'i', copy_steps, "1200", "0", "copy warm-up steps before the SFT warm start (sim/copytask.h; new policy only)"),
+    S_("copy_repeat_steps", 'i', copy_repeat_steps, "1100", "0", "copy warm-up, first part: steps of repeat transcripts (say a list of values back), constant learning rate (new policy only)"),
+    S_("copy_steps", 'i', copy_steps, "400", "0", "copy warm-up, second part: steps of schema / window transcripts (sim/copytask.h; new policy only)"),
     S_("copy_batch", 'i', copy_batch, "16", NULL, "copy warm-up: short transcripts per step"),
     S_("copy_p_window", 'f', copy_p_window, "0", NULL, "copy warm-up: share of oracle windows (the rest: schema transcripts)"),
     S_("sft_steps", 'i', sft_steps, "300", "0", "SFT warm-start steps (new policy only)"),
@@ -69,6 +70,8 @@ static const setting_t TABLE[] = {
     S_("init_kv_heads", 'i', init_kv_heads, "2", NULL, "new policy: key/value heads"),
     S_("init_head_dim", 'i', init_head_dim, "32", NULL, "new policy: head dimension"),
     S_("init_intermediate", 'i', init_intermediate, "384", NULL, "new policy: MLP size"),
+    S_("init_rope_theta", 'f', init_rope_theta, "1e6", NULL, "new policy: RoPE base"),
+    S_("init_qk_norm", 'f', init_qk_norm, "1", NULL, "new policy: initial q_norm / k_norm weight (init-model --qk-norm)"),
 };
 #define N_TABLE ((int)(sizeof TABLE / sizeof TABLE[0]))
 
@@ -185,8 +188,9 @@ static int check(const settings_t *s) {
     if (s->sft_d_max < 1 || s->sft_d_max > 100) return err_set("sft_d_max: expected 1..100, found %ld", s->sft_d_max);
     if (!(s->copy_p_window >= 0 && s->copy_p_window <= 1))
         return err_set("copy_p_window: expected in [0, 1], found %g", s->copy_p_window);
-    if (s->copy_steps < 0 || s->copy_batch < 1)
-        return err_set("copy_steps >= 0 and copy_batch >= 1 expected, found %ld and %ld", s->copy_steps, s->copy_batch);
+    if (s->copy_repeat_steps < 0 || s->copy_steps < 0 || s->copy_batch < 1)
+        return err_set("copy_repeat_steps >= 0, copy_steps >= 0 and copy_batch >= 1 expected, found %ld, %ld and %ld",
+                       s->copy_repeat_steps, s->copy_steps, s->copy_batch);
     if (s->eval_tasks < 0) return err_set("eval_tasks: expected >= 0, found %ld", s->eval_tasks);
     if (s->temperature <= 0) return err_set("temperature: expected > 0, found %g", s->temperature);
     if (s->kl < 0 || s->clip_low < 0 || s->clip_high < 0) return err_set("kl, clip_low, clip_high: expected >= 0");

@@ -22,12 +22,13 @@ typedef struct {
     long d_start, d_step;
     long ckpt_every, keep_ckpts;
     long eval_tasks;        // held-out tasks per (env, difficulty)
-    long copy_steps, copy_batch;
+    long copy_repeat_steps, copy_steps, copy_batch;
     double copy_p_window;
     long sft_steps, sft_batch, sft_examples, sft_d_max;
     long micro_batch, recompute;
     long baseline;          // 1: SFT continued for GRPO's wall time, evaluated as a baseline
     long init_hidden, init_layers, init_heads, init_kv_heads, init_head_dim, init_intermediate;
+    double init_rope_theta, init_qk_norm;
     double lr, min_lr, warmup, weight_decay, grad_clip;
     double kl, clip_low, clip_high;
     double temperature, p_soft, sft_lr;

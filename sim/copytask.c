@@ -376,9 +376,45 @@ fail:
     return NULL;
 }
 
-json_t *copytask_make(const json_t *oracle, int n, double p_window, uint64_t seed) {
+// ---- repeat: the assistant says back a list of values, in order ----
+
+static json_t *make_repeat(const harvest_t *h, const char **names, int n_names, rng_t *r, uint64_t *ds) {
+    int k = 3 + rng_int(r, 6);
+    json_t *list = json_array();
+    for (int i = 0; i < k && list; i++) {
+        const char *tool = names[rng_int(r, n_names)];
+        const json_t *props = json_object_get(json_object_get(h->tools, tool), "properties");
+        int m = (int)json_object_size(props), pick = m ? rng_int(r, m) : -1;
+        const char *key, *pk = NULL;
+        json_t *prop, *pp = NULL;
+        json_object_foreach((json_t *)props, key, prop) if (pick-- == 0) pk = key, pp = prop;
+        if (!pk || !is_scalar(pp)) continue;
+        json_t *v = schema_value(h, pk, pp, r, ds);
+        if (!v) return json_decref(list), NULL;
+        json_array_append_new(list, v);
+    }
+    if (!list) return NULL;
+    if (json_array_size(list) == 0) return json_decref(list), json_null();
+    char *said = chat_json_dumps(list); // as the values appear in tool calls: ["CHK-1234", 250.0, ...]
+    json_decref(list);
+    if (!said) return NULL;
+    char *msg = malloc(strlen(said) + 64);
+    json_t *out = NULL;
+    if (msg) {
+        sprintf(msg, "%s%s", rng_int(r, 2) ? "Repeat these back, in order: " : "Say back exactly: ", said);
+        out = json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "messages", "role", "user", "content", msg, "role", "assistant",
+                        "content", said);
+    }
+    free(msg);
+    free(said);
+    return out;
+}
+
+json_t *copytask_make(const json_t *oracle, int n, double p_window, double p_repeat, uint64_t seed) {
     if (n < 1) return err_set("copytask: n: expected >= 1, found %d", n), NULL;
     if (!(p_window >= 0 && p_window <= 1)) return err_set("copytask: p_window: expected in [0, 1], found %g", p_window), NULL;
+    if (!(p_repeat >= 0 && p_repeat <= 1 - p_window))
+        return err_set("copytask: p_repeat: expected in [0, 1 - p_window = %g], found %g", 1 - p_window, p_repeat), NULL;
     harvest_t h;
     if (harvest(oracle, &h)) return harvest_free(&h), NULL;
     // tools whose required arguments are all scalars (the schema kind states them all)
@@ -402,8 +438,10 @@ json_t *copytask_make(const json_t *oracle, int n, double p_window, uint64_t see
             err_set("copytask: could not make %d conversations (%d tools with scalar arguments)", n, n_names);
             break;
         }
-        int window = n_names == 0 || sampler_uniform(seed, STREAM_PICK + 1, (uint64_t)tries) < p_window;
-        json_t *c = window ? make_window(oracle, &h, &r, &ds) : make_schema(&h, names, n_names, &r, &ds);
+        double u = sampler_uniform(seed, STREAM_PICK + 1, (uint64_t)tries);
+        json_t *c = n_names == 0 || u < p_window ? make_window(oracle, &h, &r, &ds)
+                  : u < p_window + p_repeat  ? make_repeat(&h, names, n_names, &r, &ds)
+                                             : make_schema(&h, names, n_names, &r, &ds);
         if (!c) {
             json_decref(out), out = NULL;
             err_set("copytask: out of memory");

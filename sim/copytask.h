@@ -8,7 +8,7 @@
 // 800 long transcripts with a few loss tokens each teach it slowly. Many short transcripts whose
 // values are fresh every time teach it quickly: memorizing a value never pays, copying it does.
 //
-// Two kinds, drawn with probability p_window / 1 - p_window:
+// Three kinds, drawn with probability p_window / p_repeat / 1 - p_window - p_repeat:
 //   window   a window of an oracle transcript: the first user message, then the messages from the
 //            assistant's previous tool-call turn (or from the start) up to one assistant tool-call
 //            turn k. Every string argument of the window's calls that holds a digit and is at least
@@ -22,6 +22,13 @@
 //            Values: an enum's member; else a shape-redrawn value seen for that parameter in the
 //            oracle calls (a value with no digit: another value seen for it); else the shape of the
 //            description's "e.g." example; else a letter and 4-7 digits.
+//   repeat   a user message with a JSON array of 3..8 values (drawn as the schema kind draws them,
+//            for random parameters of random tools; written as in tool calls, so with the same
+//            tokens) after "Repeat these back, in order: " or "Say back exactly: "; the assistant
+//            says the array back verbatim (no tool call). Every assistant token is a
+//            copy, so this is the kind that grows the induction circuit (find the earlier occurrence
+//            of the current token, predict what followed it) in a new policy: trained alone at a
+//            constant learning rate its loss falls abruptly after ~900 steps of 16 (train.c).
 // Each conversation is {"messages": [...]} (no "tools"), for learner_sft_render (episode = 1).
 #pragma once
 #include <jansson.h>
@@ -29,8 +36,8 @@
 
 // n conversations from the oracle conversations (a JSON array of {"messages", "tools"}), seeded:
 // the same arguments give the same array. A new JSON array, or NULL + err_set (no oracle
-// conversation with a tool call, n < 1, p_window outside [0, 1]).
-json_t *copytask_make(const json_t *oracle, int n, double p_window, uint64_t seed);
+// conversation with a tool call, n < 1, p_window outside [0, 1], p_repeat outside [0, 1 - p_window]).
+json_t *copytask_make(const json_t *oracle, int n, double p_window, double p_repeat, uint64_t seed);
 
 // the value with each digit redrawn (a digit run's first digit stays non-zero when it was), the
 // rest kept; draws come from sampler_uniform(seed, stream, *step++). A new string (malloc), or NULL

@@ -18,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MPIRUN=(mpirun --oversubscribe -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1 -x OMP_WAIT_POLICY=PASSIVE)
 # a tiny policy (full Qwen3 vocabulary), short episodes, 2 tasks x 2 rollouts per step
-TINY=(--tasks 2 --group 2 --envs airline,banking --copy-steps 2 --copy-batch 2 --sft-steps 2 --sft-examples 4 --sft-batch 2
+TINY=(--tasks 2 --group 2 --envs airline,banking --copy-repeat-steps 2 --copy-steps 2 --copy-batch 2 --sft-steps 2 --sft-examples 4 --sft-batch 2
       --eval-tasks 1 --eval-difficulties 1,50 --init-hidden 32 --init-layers 1 --init-heads 2
       --init-kv-heads 1 --init-head-dim 16 --init-intermediate 64 --max-new-tokens 24 --max-turns 3
       --max-episode-tokens 2048 --micro-batch 4 --ckpt-every 1 --keep-ckpts 10 --baseline 0)

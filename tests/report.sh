@@ -17,7 +17,7 @@ W="$BUILD/report-test"
 rm -rf "$W" && mkdir -p "$W"
 fail=0
 OMP_NUM_THREADS=1 "$TRUSTEE" train --run-dir "$W/run" --steps 2 --tasks 2 --group 2 --envs airline,banking \
-  --copy-steps 2 --copy-batch 2 --copy-p-window 0.5 --sft-steps 2 --sft-examples 4 --sft-batch 2 --eval-tasks 1 --eval-difficulties 1,50 --init-hidden 32 \
+  --copy-repeat-steps 2 --copy-steps 2 --copy-batch 2 --copy-p-window 0.5 --sft-steps 2 --sft-examples 4 --sft-batch 2 --eval-tasks 1 --eval-difficulties 1,50 --init-hidden 32 \
   --init-layers 1 --init-heads 2 --init-kv-heads 1 --init-head-dim 16 --init-intermediate 64 \
   --max-new-tokens 24 --max-turns 3 --max-episode-tokens 2048 --micro-batch 4 >"$W/train.log" 2>&1 ||
   { tail -20 "$W/train.log"; echo "FAIL: trustee train"; exit 1; }

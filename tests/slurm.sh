@@ -46,7 +46,7 @@ fi
 "$LS" start
 
 # the TINY settings of tests/job.sh: a tiny policy, short episodes, 2 tasks x 2 rollouts per step
-TINY="--tasks 2 --group 2 --envs airline,banking --copy-steps 2 --copy-batch 2 --sft-steps 2 --sft-examples 4 --sft-batch 2
+TINY="--tasks 2 --group 2 --envs airline,banking --copy-repeat-steps 2 --copy-steps 2 --copy-batch 2 --sft-steps 2 --sft-examples 4 --sft-batch 2
       --eval-tasks 1 --eval-difficulties 1,50 --init-hidden 32 --init-layers 1 --init-heads 2
       --init-kv-heads 1 --init-head-dim 16 --init-intermediate 64 --max-new-tokens 24 --max-turns 3
       --max-episode-tokens 2048 --micro-batch 4 --ckpt-every 1 --keep-ckpts 10 --baseline 0"

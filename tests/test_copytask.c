@@ -67,7 +67,7 @@ int main(void) {
     REQUIRE(oracle, "oracle: %s", err_msg());
     char *oracle_dump = json_dumps(oracle, 0);
     const int N = 600;
-    json_t *a = copytask_make(oracle, N, 0.5, 11), *b = copytask_make(oracle, N, 0.5, 11), *c = copytask_make(oracle, N, 0.5, 12);
+    json_t *a = copytask_make(oracle, N, 0.5, 0, 11), *b = copytask_make(oracle, N, 0.5, 0, 11), *c = copytask_make(oracle, N, 0.5, 0, 12);
     REQUIRE(a && b && c, "copytask_make: %s", err_msg());
     CHECK((int)json_array_size(a) == N, "%zu conversations, want %d", json_array_size(a), N);
     CHECK(json_equal(a, b), "same seed, different conversations");
@@ -129,12 +129,55 @@ int main(void) {
           n_window_values);
 
     // p_window = 0: schema transcripts only; 1: windows only (none has the schema's form)
-    json_t *s0 = copytask_make(oracle, 50, 0.0, 3), *s1 = copytask_make(oracle, 50, 1.0, 3);
+    json_t *s0 = copytask_make(oracle, 50, 0.0, 0, 3), *s1 = copytask_make(oracle, 50, 1.0, 0, 3);
     REQUIRE(s0 && s1, "copytask_make: %s", err_msg());
     int only0 = 1;
     for (size_t i = 0; i < json_array_size(s0); i++)
         only0 &= json_array_size(json_object_get(json_array_get(s0, i), "messages")) == 2;
     CHECK(only0, "p_window 0: a transcript that is not user + call");
+
+    // repeat transcripts (p_repeat 1): user + an assistant message without calls that says back the list
+    // the user gave, 3-8 values, in order; mixed with the other kinds in proportion
+    json_t *rp = copytask_make(oracle, 200, 0.0, 1.0, 4), *mix = copytask_make(oracle, 400, 0.3, 0.4, 4);
+    REQUIRE(rp && mix, "copytask_make: %s", err_msg());
+    int n_rep_ok = 0, n_digit_items = 0, n_digit_fresh = 0;
+    for (size_t i = 0; i < json_array_size(rp); i++) {
+        const json_t *msgs = json_object_get(json_array_get(rp, i), "messages");
+        const char *u = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
+        const json_t *as = json_array_get(msgs, 1);
+        const char *said = json_string_value(json_object_get(as, "content"));
+        int ok = json_array_size(msgs) == 2 && u && said && !json_object_get(as, "tool_calls") && strlen(u) > strlen(said) &&
+                 !strcmp(u + strlen(u) - strlen(said), said);
+        json_t *arr = said ? json_loads(said, 0, NULL) : NULL;
+        int items = (int)json_array_size(arr);
+        ok &= items >= 3 && items <= 8;
+        CHECK(ok, "repeat transcript %zu: user \"%s\", assistant \"%s\" (%d items)", i, u ? u : "", said ? said : "", items);
+        n_rep_ok += ok;
+        if (i == 0) printf("a repeat transcript: user \"%s\" -> assistant \"%s\"\n", u, said);
+        for (int k = 0; k < items; k++) {
+            const char *t = json_string_value(json_array_get(arr, (size_t)k));
+            if (t && strlen(t) >= 4 && has_digit(t)) n_digit_items++, n_digit_fresh += !in_oracle(oracle_dump, t);
+        }
+        json_decref(arr);
+    }
+    printf("repeat: %d/%zu well formed; %d/%d values with digits absent from the oracle transcripts\n", n_rep_ok,
+           json_array_size(rp), n_digit_fresh, n_digit_items);
+    CHECK(n_digit_items > 200 && n_digit_fresh >= n_digit_items * 8 / 10, "fresh repeat values: %d of %d", n_digit_fresh,
+          n_digit_items);
+    int k_rep = 0, k_win = 0, k_sch = 0;
+    for (size_t i = 0; i < json_array_size(mix); i++) {
+        const json_t *msgs = json_object_get(json_array_get(mix, i), "messages");
+        const json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+        const char *u = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
+        if (!json_object_get(last, "tool_calls")) k_rep++;
+        else if (json_array_size(msgs) == 2 && u && strstr(u, ". Please ")) k_sch++;
+        else k_win++;
+    }
+    printf("p_window 0.3, p_repeat 0.4: %d window, %d repeat, %d schema of 400\n", k_win, k_rep, k_sch);
+    CHECK(k_rep > 120 && k_rep < 200 && k_win > 80 && k_win < 160 && k_sch > 80 && k_sch < 160,
+          "kinds: %d window, %d repeat, %d schema (0.3 / 0.4 / 0.3 of 400)", k_win, k_rep, k_sch);
+    json_decref(rp);
+    json_decref(mix);
 
     // the digit redraw: same length, non-digits kept, a run's first digit stays non-zero, all digits drawn
     const char *v = "CHK-1047 W0099/2024-06-01";
@@ -156,10 +199,12 @@ int main(void) {
 
     // errors
     json_t *empty = json_array();
-    CHECK(copytask_make(empty, 5, 0.5, 1) == NULL && strstr(err_msg(), "no oracle conversation"), "empty oracle: %s",
+    CHECK(copytask_make(empty, 5, 0.5, 0, 1) == NULL && strstr(err_msg(), "no oracle conversation"), "empty oracle: %s",
           err_msg());
-    CHECK(copytask_make(oracle, 0, 0.5, 1) == NULL && strstr(err_msg(), "n: expected"), "n = 0: %s", err_msg());
-    CHECK(copytask_make(oracle, 5, 1.5, 1) == NULL && strstr(err_msg(), "p_window"), "p_window 1.5: %s", err_msg());
+    CHECK(copytask_make(oracle, 0, 0.5, 0, 1) == NULL && strstr(err_msg(), "n: expected"), "n = 0: %s", err_msg());
+    CHECK(copytask_make(oracle, 5, 1.5, 0, 1) == NULL && strstr(err_msg(), "p_window"), "p_window 1.5: %s", err_msg());
+    CHECK(copytask_make(oracle, 5, 0.6, 0.5, 1) == NULL && strstr(err_msg(), "p_repeat"), "p_repeat 0.5 > 1 - 0.6: %s",
+          err_msg());
 
     json_decref(empty);
     json_decref(s0);
