@@ -56,6 +56,8 @@
 #define SFT_SEED_BASE (1ull << 61)      // oracle transcripts for the warm start
 #define COPY_MAX_TOKENS 512             // copy warm-up: longer transcripts are left out
 #define COPY_MAX_EXAMPLES 20000         // copy warm-up: transcripts made (fresh values each)
+#define COPY_KEEP_REPEAT 0.3            // copy warm-up, second part: share of repeat transcripts kept in it
+#define COPY_WARMUP 30                  // copy warm-up, second part: linear learning-rate warmup steps
 #define MAX_VERSIONS 8
 
 static volatile sig_atomic_t g_stop = 0;
@@ -1407,7 +1409,15 @@ static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, in
         int ok = e->n <= max_len;
         too_long += !ok;
         for (int k = 0; ok && k < e->n; k++)
-            if (e->mask[k] && !in_output_vocab(T, e->ids[k])) ok = 0, out_of_vocab++;
+            if (e->mask[k] && !in_output_vocab(T, e->ids[k])) {
+                ok = 0, out_of_vocab++;
+                if (getenv("CW_OOV") && out_of_vocab < 40) {
+                    char *t = NULL; size_t tl = 0;
+                    tokenizer_decode(T->tok, &e->ids[k], 1, &t, &tl);
+                    fprintf(stderr, "OOV [%s]\n", t ? t : "?");
+                    free(t);
+                }
+            }
         if (!ok) {
             learner_sft_example_free(e);
             continue;
@@ -1423,6 +1433,7 @@ static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, in
         learner_sft_opts_default(&so);
         so.steps = steps, so.batch = batch, so.micro_batch = batch < 4 ? batch : 4, so.max_len = longest;
         so.lr = T->s.sft_lr;
+        so.warmup = const_lr ? 0 : COPY_WARMUP; // a fresh AdamW's first full-size steps on new data can undo the circuit
         so.min_lr = const_lr ? so.lr : -1, so.seed = (uint64_t)T->s.seed, so.log_every = 100, so.log = stdout;
         printf("%s: %d short transcripts with fresh values (%d over %d tokens and %d with tokens outside the "
                "output vocabulary left out), %d steps x %d\n", what, m, too_long, max_len, out_of_vocab, steps, batch);
@@ -1440,8 +1451,9 @@ static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, in
 
 // learner 0: the copy warm-up before the SFT warm start. First copy_repeat_steps steps of repeat
 // transcripts at a constant learning rate (the policy learns to find a value said earlier and go on
-// from there, an induction circuit: its loss falls abruptly after ~900 steps), then copy_steps steps
-// of schema / window transcripts (copying values into tool calls).
+// from there, an induction circuit: its loss falls abruptly, after ~450-900 steps for seeds 1 and 2),
+// then copy_steps steps of schema / window transcripts (copying values into tool calls), with
+// repeat transcripts still mixed in and a short warmup so that the circuit survives the change.
 static int run_copy_warmup(train_t *T) {
     json_t *oracle = sft_oracle(T);
     if (!oracle) return -1;
@@ -1450,7 +1462,8 @@ static int run_copy_warmup(train_t *T) {
     if (T->s.copy_repeat_steps > 0)
         rc = run_copy_phase(T, oracle, "copy warm-up (repeat)", (int)T->s.copy_repeat_steps, 0, 1, 1, seed + 1);
     if (!rc && T->s.copy_steps > 0)
-        rc = run_copy_phase(T, oracle, "copy warm-up", (int)T->s.copy_steps, T->s.copy_p_window, 0, 0, seed);
+        rc = run_copy_phase(T, oracle, "copy warm-up", (int)T->s.copy_steps, T->s.copy_p_window,
+                            T->s.copy_repeat_steps > 0 ? fmin(COPY_KEEP_REPEAT, 1 - T->s.copy_p_window) : 0, 0, seed);
     json_decref(oracle);
     return rc;
 }

@@ -379,9 +379,10 @@ fail:
 // ---- repeat: the assistant says back a list of values, in order ----
 
 static json_t *make_repeat(const harvest_t *h, const char **names, int n_names, rng_t *r, uint64_t *ds) {
-    int k = 3 + rng_int(r, 6);
-    json_t *list = json_array();
-    for (int i = 0; i < k && list; i++) {
+    int k = 3 + rng_int(r, 4);
+    json_t *list = json_object();
+    if (!list) return NULL;
+    for (int tries = 0; (int)json_object_size(list) < k && tries < 8 * k; tries++) {
         const char *tool = names[rng_int(r, n_names)];
         const json_t *props = json_object_get(json_object_get(h->tools, tool), "properties");
         int m = (int)json_object_size(props), pick = m ? rng_int(r, m) : -1;
@@ -391,11 +392,12 @@ static json_t *make_repeat(const harvest_t *h, const char **names, int n_names, 
         if (!pk || !is_scalar(pp)) continue;
         json_t *v = schema_value(h, pk, pp, r, ds);
         if (!v) return json_decref(list), NULL;
-        json_array_append_new(list, v);
+        char num[16];
+        snprintf(num, sizeof num, "%d", (int)json_object_size(list) + 1);
+        json_object_set_new(list, num, v);
     }
-    if (!list) return NULL;
-    if (json_array_size(list) == 0) return json_decref(list), json_null();
-    char *said = chat_json_dumps(list); // as the values appear in tool calls: ["CHK-1234", 250.0, ...]
+    if (json_object_size(list) == 0) return json_decref(list), json_null();
+    char *said = chat_json_dumps(list); // as values appear in tool calls: {"1": "CHK-1234", "2": 250.0, ...}
     json_decref(list);
     if (!said) return NULL;
     char *msg = malloc(strlen(said) + 64);

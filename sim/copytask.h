@@ -22,10 +22,10 @@
 //            Values: an enum's member; else a shape-redrawn value seen for that parameter in the
 //            oracle calls (a value with no digit: another value seen for it); else the shape of the
 //            description's "e.g." example; else a letter and 4-7 digits.
-//   repeat   a user message with a JSON array of 3..8 values (drawn as the schema kind draws them,
-//            for random parameters of random tools; written as in tool calls, so with the same
-//            tokens) after "Repeat these back, in order: " or "Say back exactly: "; the assistant
-//            says the array back verbatim (no tool call). Every assistant token is a
+//   repeat   a user message with a JSON object of 3..6 values, keys "1", "2", ... (values drawn as
+//            the schema kind draws them, for random parameters of random tools; written as tool-call
+//            arguments are, so with the same tokens) after "Repeat these back, in order: " or "Say
+//            back exactly: "; the assistant says the object back verbatim (no tool call). Every assistant token is a
 //            copy, so this is the kind that grows the induction circuit (find the earlier occurrence
 //            of the current token, predict what followed it) in a new policy: trained alone at a
 //            constant learning rate its loss falls abruptly after ~900 steps of 16 (train.c).

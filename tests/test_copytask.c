@@ -136,8 +136,8 @@ int main(void) {
         only0 &= json_array_size(json_object_get(json_array_get(s0, i), "messages")) == 2;
     CHECK(only0, "p_window 0: a transcript that is not user + call");
 
-    // repeat transcripts (p_repeat 1): user + an assistant message without calls that says back the list
-    // the user gave, 3-8 values, in order; mixed with the other kinds in proportion
+    // repeat transcripts (p_repeat 1): user + an assistant message without calls that says back the JSON
+    // object the user gave, 3-6 values under keys "1".."k"; mixed with the other kinds in proportion
     json_t *rp = copytask_make(oracle, 200, 0.0, 1.0, 4), *mix = copytask_make(oracle, 400, 0.3, 0.4, 4);
     REQUIRE(rp && mix, "copytask_make: %s", err_msg());
     int n_rep_ok = 0, n_digit_items = 0, n_digit_fresh = 0;
@@ -149,13 +149,15 @@ int main(void) {
         int ok = json_array_size(msgs) == 2 && u && said && !json_object_get(as, "tool_calls") && strlen(u) > strlen(said) &&
                  !strcmp(u + strlen(u) - strlen(said), said);
         json_t *arr = said ? json_loads(said, 0, NULL) : NULL;
-        int items = (int)json_array_size(arr);
-        ok &= items >= 3 && items <= 8;
+        int items = (int)json_object_size(arr);
+        ok &= items >= 3 && items <= 6;
         CHECK(ok, "repeat transcript %zu: user \"%s\", assistant \"%s\" (%d items)", i, u ? u : "", said ? said : "", items);
         n_rep_ok += ok;
         if (i == 0) printf("a repeat transcript: user \"%s\" -> assistant \"%s\"\n", u, said);
         for (int k = 0; k < items; k++) {
-            const char *t = json_string_value(json_array_get(arr, (size_t)k));
+            char key[16];
+            snprintf(key, sizeof key, "%d", k + 1);
+            const char *t = json_string_value(json_object_get(arr, key));
             if (t && strlen(t) >= 4 && has_digit(t)) n_digit_items++, n_digit_fresh += !in_oracle(oracle_dump, t);
         }
         json_decref(arr);
