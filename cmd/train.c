@@ -1409,15 +1409,7 @@ static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, in
         int ok = e->n <= max_len;
         too_long += !ok;
         for (int k = 0; ok && k < e->n; k++)
-            if (e->mask[k] && !in_output_vocab(T, e->ids[k])) {
-                ok = 0, out_of_vocab++;
-                if (getenv("CW_OOV") && out_of_vocab < 40) {
-                    char *t = NULL; size_t tl = 0;
-                    tokenizer_decode(T->tok, &e->ids[k], 1, &t, &tl);
-                    fprintf(stderr, "OOV [%s]\n", t ? t : "?");
-                    free(t);
-                }
-            }
+            if (e->mask[k] && !in_output_vocab(T, e->ids[k])) ok = 0, out_of_vocab++;
         if (!ok) {
             learner_sft_example_free(e);
             continue;

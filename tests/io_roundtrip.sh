@@ -65,6 +65,32 @@ want=$(count_params "$work/default")
 echo "default: printed $printed, from config.json $want, io_load: $("$IO_LOAD" "$work/default" 2>&1)"
 [ "$printed" = "$want" ] || fail "default: printed $printed, config.json implies $want"
 
+# --rope-theta and --qk-norm: config.json's rope_theta, every q_norm / k_norm weight = W, the other
+# norms 1 (safetensors read here with the python stdlib)
+"$TRUSTEE" init-model --out "$work/qk" "${SMALL[@]}" --dtype f32 --seed 7 --rope-theta 10000 --qk-norm 2.5 >/dev/null \
+  || fail "init --rope-theta --qk-norm"
+qk=$("$PY" - "$work/qk" <<'PYEOF'
+import json, struct, sys
+d = sys.argv[1]
+theta = json.load(open(d + "/config.json"))["rope_theta"]
+b = open(d + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+qk = other = 0
+for name, t in h.items():
+    if name == "__metadata__" or len(t["shape"]) != 1: continue
+    s, e = t["data_offsets"]
+    vals = set(struct.unpack("<%df" % ((e - s) // 4), b[8 + n + s:8 + n + e]))
+    want = 2.5 if (".q_norm." in name or ".k_norm." in name) else 1.0
+    if vals != {want}: print("BAD", name, sorted(vals)[:3]); sys.exit(0)
+    if want == 2.5: qk += 1
+    else: other += 1
+print(theta, qk, other)
+PYEOF
+)
+echo "--rope-theta 10000 --qk-norm 2.5: rope_theta, q/k norms at 2.5, other norms at 1: $qk"
+[ "$qk" = "10000 4 5" ] || [ "$qk" = "10000.0 4 5" ] || fail "--rope-theta / --qk-norm: got '$qk', want '10000 4 5'"
+
 # refusals: one clear line, non-zero exit
 expect_error() { # LABEL EXPECT CMD...
   local label=$1 expect=$2; shift 2
@@ -82,6 +108,8 @@ expect_error hidden "option --hidden: expected a positive integer, found 0" "$TR
 expect_error dtype "option --dtype: expected f32 or bf16, found 'f16'" "$TRUSTEE" init-model --out "$work/x" --dtype f16 --seed 1
 expect_error typo "unknown option --layer (did you mean --layers?)" "$TRUSTEE" init-model --out "$work/x" --layer 2 --seed 1
 expect_error neg-seed "option --seed: expected an integer >= 0, found -3" "$TRUSTEE" init-model --out "$work/x" --seed -3
+expect_error qk-norm "option --qk-norm: expected a number in (0, 100], found 0" "$TRUSTEE" init-model --out "$work/x" --qk-norm 0 --seed 1
+expect_error rope-theta "option --rope-theta: expected a number > 1, found 1" "$TRUSTEE" init-model --out "$work/x" --rope-theta 1 --seed 1
 expect_error no-seed "missing --seed S" "$TRUSTEE" init-model --out "$work/x"
 expect_error no-out "missing --out DIR" "$TRUSTEE" init-model --seed 1
 expect_error tie-untie "--tie and --untie contradict each other" "$TRUSTEE" init-model --out "$work/x" --tie --untie --seed 1
