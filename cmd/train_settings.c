@@ -53,7 +53,7 @@ static const setting_t TABLE[] = {
     S_("eval_tasks", 'i', eval_tasks, "20", "20", "held-out tasks per (environment, difficulty)"),
     S_("eval_difficulties", 's', eval_difficulties, "1,50,100", NULL, "held-out difficulties"),
     S_("copy_repeat_steps", 'i', copy_repeat_steps, "1000", "0", "copy warm-up, first part: steps of repeat transcripts (say a list of values back), constant learning rate (new policy only)"),
-    S_("copy_steps", 'i', copy_steps, "300", "0", "copy warm-up, second part: steps of schema / window transcripts (sim/copytask.h; new policy only)"),
+    S_("copy_steps", 'i', copy_steps, "300", "0", "copy warm-up, second part: steps of schema / window transcripts, 30% repeat ones mixed in when copy_repeat_steps > 0 (sim/copytask.h; new policy only)"),
     S_("copy_batch", 'i', copy_batch, "16", NULL, "copy warm-up: short transcripts per step"),
     S_("copy_p_window", 'f', copy_p_window, "0", NULL, "copy warm-up: share of oracle windows (the rest: schema transcripts)"),
     S_("sft_steps", 'i', sft_steps, "250", "0", "SFT warm-start steps (new policy only)"),
