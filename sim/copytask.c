@@ -376,7 +376,7 @@ fail:
     return NULL;
 }
 
-// ---- repeat: the assistant says back a list of values, in order ----
+// ---- repeat: the assistant says back a JSON object of values, in order ----
 
 static json_t *make_repeat(const harvest_t *h, const char **names, int n_names, rng_t *r, uint64_t *ds) {
     int k = 3 + rng_int(r, 4);
