@@ -1397,7 +1397,7 @@ static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, in
                           double p_repeat, int const_lr, uint64_t seed) {
     int batch = (int)T->s.copy_batch, max_len = COPY_MAX_TOKENS;
     int n = steps * batch < COPY_MAX_EXAMPLES ? steps * batch : COPY_MAX_EXAMPLES;
-    json_t *convs = copytask_make(oracle, n, p_window, p_repeat, seed);
+    json_t *convs = copytask_make(oracle, n, p_window, p_repeat, (int)T->s.copy_fresh_words, seed);
     if (!convs) return err_wrap("%s: ", what);
     learner_sft_example_t *ex = calloc((size_t)n, sizeof *ex);
     if (!ex) return json_decref(convs), err_set("out of memory");

@@ -56,6 +56,7 @@ static const setting_t TABLE[] = {
     S_("copy_steps", 'i', copy_steps, "300", "0", "copy warm-up, second part: steps of schema / window transcripts, 30% repeat ones mixed in when copy_repeat_steps > 0 (sim/copytask.h; new policy only)"),
     S_("copy_batch", 'i', copy_batch, "16", NULL, "copy warm-up: short transcripts per step"),
     S_("copy_p_window", 'f', copy_p_window, "0", NULL, "copy warm-up: share of oracle windows (the rest: schema transcripts)"),
+    S_("copy_fresh_words", 'i', copy_fresh_words, "0", NULL, "copy warm-up: 1 = values get fresh words too, not only fresh digits (names, file names: sim/copytask.h)"),
     S_("sft_steps", 'i', sft_steps, "250", "0", "SFT warm-start steps (new policy only)"),
     S_("sft_batch", 'i', sft_batch, "8", NULL, "SFT transcripts per step"),
     S_("sft_examples", 'i', sft_examples, "800", NULL, "oracle transcripts for the SFT warm start"),
@@ -188,6 +189,8 @@ static int check(const settings_t *s) {
     if (s->sft_d_max < 1 || s->sft_d_max > 100) return err_set("sft_d_max: expected 1..100, found %ld", s->sft_d_max);
     if (!(s->copy_p_window >= 0 && s->copy_p_window <= 1))
         return err_set("copy_p_window: expected in [0, 1], found %g", s->copy_p_window);
+    if (s->copy_fresh_words != 0 && s->copy_fresh_words != 1)
+        return err_set("copy_fresh_words: expected 0 or 1, found %ld", s->copy_fresh_words);
     if (s->copy_repeat_steps < 0 || s->copy_steps < 0 || s->copy_batch < 1)
         return err_set("copy_repeat_steps >= 0, copy_steps >= 0 and copy_batch >= 1 expected, found %ld, %ld and %ld",
                        s->copy_repeat_steps, s->copy_steps, s->copy_batch);

@@ -10,9 +10,10 @@
 
 #define STREAM_PICK 0x636f70797461736bull // "copytask": every draw of the generator but the digits
 #define STREAM_DIGITS 0x6469676974730000ull
+#define STREAM_WORDS 0x776f726473000000ull
 
 typedef struct {
-    uint64_t seed, step;
+    uint64_t seed, step, word_step;
 } rng_t;
 
 static int rng_int(rng_t *r, int n) {
@@ -43,17 +44,68 @@ char *copytask_redraw_digits(const char *v, uint64_t seed, uint64_t stream, uint
     return o;
 }
 
+static int is_lower(char c) { return c >= 'a' && c <= 'z'; }
+static int is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+static int is_alpha(char c) { return is_lower(c) || is_upper(c); }
+
+// a letter run [a, b) that copytask_redraw_words replaces: 3+ letters, all lower case or capitalized
+// (an all-caps run like CHK is a code, left alone), and not the run after the last '.' when it
+// ends the string (a file extension, a top-level domain)
+static int word_replaceable(const char *v, size_t a, size_t b) {
+    if (b - a < 3) return 0;
+    for (size_t i = a + 1; i < b; i++)
+        if (!is_lower(v[i])) return 0;
+    if (v[b] == 0 && a > 0 && v[a - 1] == '.') return 0;
+    return 1;
+}
+
+char *copytask_redraw_words(const char *v, const char *const *pool, int n_pool, uint64_t seed, uint64_t stream,
+                            uint64_t *step) {
+    size_t n = strlen(v), cap = 2 * n + 1, len = 0;
+    char *o = malloc(cap);
+    if (!o) return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && is_alpha(v[j])) j++;
+        const char *w = v + i;
+        size_t wl = j > i ? j - i : 1;
+        int repl = j > i && n_pool > 0 && word_replaceable(v, i, j);
+        if (repl) {
+            int k = (int)(sampler_uniform(seed, stream, (*step)++) * n_pool);
+            w = pool[k < n_pool ? k : n_pool - 1];
+            wl = strlen(w);
+        }
+        if (len + wl + 1 > cap) {
+            char *t = realloc(o, cap = 2 * (len + wl + 1));
+            if (!t) return free(o), NULL;
+            o = t;
+        }
+        memcpy(o + len, w, wl);
+        if (repl && is_upper(v[i]) && is_lower(o[len])) o[len] = (char)(o[len] - 'a' + 'A');
+        len += wl;
+        i = j > i ? j : i + 1;
+    }
+    o[len] = 0;
+    return o;
+}
+
 // ---- what the oracle conversations hold ----
 
 typedef struct {
     json_t *tools; // object: tool name -> "parameters" schema (the first one seen)
     json_t *seen;  // object: parameter name -> array of the values calls gave it (scalars; arrays flattened)
+    json_t *enums; // object: every enum member of every tool (kept as is in windows)
+    const char **words; int n_words; // replaceable letter runs of the values seen, lower case, distinct
+    json_t *word_set; // object holding them
     int *call_conv, *call_msg, n_calls; // every assistant message with tool calls
 } harvest_t;
 
 static void harvest_free(harvest_t *h) {
     json_decref(h->tools);
     json_decref(h->seen);
+    json_decref(h->enums);
+    json_decref(h->word_set);
+    free(h->words);
     free(h->call_conv);
     free(h->call_msg);
 }
@@ -69,7 +121,7 @@ static void seen_add(json_t *seen, const char *key, json_t *v) {
     json_array_append(a, v);
 }
 
-static int harvest(const json_t *oracle, harvest_t *h) {
+static int harvest(const json_t *oracle, int fresh_words, harvest_t *h) {
     memset(h, 0, sizeof *h);
     h->tools = json_object();
     h->seen = json_object();
@@ -103,6 +155,37 @@ static int harvest(const json_t *oracle, harvest_t *h) {
         }
     }
     if (h->n_calls == 0) return err_set("copytask: no oracle conversation has a tool call");
+    // enum members; the word pool (lower case, 3-12 letters, from the string values calls gave)
+    h->enums = json_object();
+    h->word_set = json_object();
+    const char *name, *key;
+    json_t *params, *prop, *vals;
+    json_object_foreach(h->tools, name, params) {
+        json_object_foreach(json_object_get(params, "properties"), key, prop) {
+            json_t *en = json_object_get(prop, "enum");
+            for (size_t i = 0; i < json_array_size(en); i++)
+                if (json_is_string(json_array_get(en, i)))
+                    json_object_set_new(h->enums, json_string_value(json_array_get(en, i)), json_true());
+        }
+    }
+    json_object_foreach(h->seen, key, vals) {
+        for (size_t i = 0; i < json_array_size(vals); i++) {
+            const char *v = json_string_value(json_array_get(vals, i));
+            if (!v || json_object_get(h->enums, v)) continue;
+            for (size_t a = 0, b; v[a]; a = b > a ? b : a + 1) {
+                for (b = a; is_alpha(v[b]); b++) {}
+                if (b == a || b - a > 12 || !word_replaceable(v, a, b)) continue;
+                char w[16];
+                for (size_t t = a; t < b; t++) w[t - a] = (char)(is_upper(v[t]) ? v[t] - 'A' + 'a' : v[t]);
+                w[b - a] = 0;
+                json_object_set_new(h->word_set, w, json_true());
+            }
+        }
+    }
+    h->words = malloc((json_object_size(h->word_set) + 1) * sizeof *h->words);
+    if (!h->words) return err_set("copytask: out of memory");
+    json_t *x;
+    if (fresh_words) json_object_foreach(h->word_set, key, x) h->words[h->n_words++] = key;
     return 0;
 }
 
@@ -113,17 +196,37 @@ static int role_is(const json_t *msg, const char *role) {
     return r && !strcmp(r, role);
 }
 
-static void collect_values(json_t *v, json_t *set) {
+static int has_word(const char *s) {
+    for (size_t a = 0, b; s[a]; a = b > a ? b : a + 1) {
+        for (b = a; is_alpha(s[b]); b++) {}
+        if (b > a && word_replaceable(s, a, b)) return 1;
+    }
+    return 0;
+}
+
+// the values a window freshens: strings of 4+ characters with a digit, or with a replaceable word
+// and not an enum member
+static void collect_values(json_t *v, json_t *set, const harvest_t *h) {
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
-        if (strlen(s) >= 4 && has_digit(s)) json_object_set_new(set, s, json_true());
+        if (strlen(s) >= 4 && (has_digit(s) || (h->n_words > 0 && has_word(s) && !json_object_get(h->enums, s))))
+            json_object_set_new(set, s, json_true());
     } else if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) collect_values(json_array_get(v, i), set);
+        for (size_t i = 0; i < json_array_size(v); i++) collect_values(json_array_get(v, i), set, h);
     } else if (json_is_object(v)) {
         const char *k;
         json_t *x;
-        json_object_foreach(v, k, x) collect_values(x, set);
+        json_object_foreach(v, k, x) collect_values(x, set, h);
     }
+}
+
+// a fresh value of v's shape: digits redrawn, then words (copytask_redraw_words)
+static char *fresh_value(const char *v, const harvest_t *h, rng_t *r, uint64_t *ds) {
+    char *d = copytask_redraw_digits(v, r->seed, STREAM_DIGITS, ds);
+    if (!d) return NULL;
+    char *w = copytask_redraw_words(d, h->words, h->n_words, r->seed, STREAM_WORDS, &r->word_step);
+    free(d);
+    return w;
 }
 
 // replaces every occurrence of from (non-empty) in *s by to; 0 or -1 (out of memory)
@@ -169,7 +272,7 @@ static json_t *make_window(const json_t *oracle, const harvest_t *h, rng_t *r, u
     }
     // the values the calls copy, longest first (a value inside a longer one is replaced after it)
     json_t *set = json_object();
-    for (size_t i = 0; i < json_array_size(w); i++) collect_values(json_object_get(json_array_get(w, i), "tool_calls"), set);
+    for (size_t i = 0; i < json_array_size(w); i++) collect_values(json_object_get(json_array_get(w, i), "tool_calls"), set, h);
     size_t nv = json_object_size(set), q = 0;
     const char **vals = malloc((nv ? nv : 1) * sizeof *vals);
     char *dump = json_dumps(w, JSON_COMPACT);
@@ -187,7 +290,7 @@ static json_t *make_window(const json_t *oracle, const harvest_t *h, rng_t *r, u
         json_decref(head);
         json_t *last = json_array_size(w) ? json_object_get(json_array_get(w, json_array_size(w) - 1), "tool_calls") : NULL;
         json_t *mine = json_object();
-        collect_values(last, mine);
+        collect_values(last, mine, h);
         int copyable = before != NULL;
         json_object_foreach(mine, key, x) copyable &= before && strstr(before, key) != NULL;
         json_decref(mine);
@@ -206,7 +309,7 @@ static json_t *make_window(const json_t *oracle, const harvest_t *h, rng_t *r, u
         if (replace_all(&dump, vals[i], ph)) goto done;
     }
     for (size_t i = 0; i < nv; i++) {
-        char ph[48], *fresh = copytask_redraw_digits(vals[i], r->seed, STREAM_DIGITS, digit_step);
+        char ph[48], *fresh = fresh_value(vals[i], h, r, digit_step);
         snprintf(ph, sizeof ph, "\x01%zu\x01", i);
         int rc = fresh ? replace_all(&dump, ph, fresh) : -1;
         free(fresh);
@@ -265,7 +368,8 @@ static json_t *schema_value(const harvest_t *h, const char *key, const json_t *p
     } else {
         snprintf(buf, sizeof buf, "%c%d", 'A' + rng_int(r, 26), 1000 + rng_int(r, 9000000));
     }
-    char *fresh = has_digit(buf) ? copytask_redraw_digits(buf, r->seed, STREAM_DIGITS, ds) : strdup(buf);
+    char *fresh = numeric ? (has_digit(buf) ? copytask_redraw_digits(buf, r->seed, STREAM_DIGITS, ds) : strdup(buf))
+                          : fresh_value(buf, h, r, ds);
     if (!fresh) return NULL;
     json_t *out = NULL;
     if (!numeric) {
@@ -412,13 +516,13 @@ static json_t *make_repeat(const harvest_t *h, const char **names, int n_names, 
     return out;
 }
 
-json_t *copytask_make(const json_t *oracle, int n, double p_window, double p_repeat, uint64_t seed) {
+json_t *copytask_make(const json_t *oracle, int n, double p_window, double p_repeat, int fresh_words, uint64_t seed) {
     if (n < 1) return err_set("copytask: n: expected >= 1, found %d", n), NULL;
     if (!(p_window >= 0 && p_window <= 1)) return err_set("copytask: p_window: expected in [0, 1], found %g", p_window), NULL;
     if (!(p_repeat >= 0 && p_repeat <= 1 - p_window))
         return err_set("copytask: p_repeat: expected in [0, 1 - p_window = %g], found %g", 1 - p_window, p_repeat), NULL;
     harvest_t h;
-    if (harvest(oracle, &h)) return harvest_free(&h), NULL;
+    if (harvest(oracle, fresh_words, &h)) return harvest_free(&h), NULL;
     // tools whose required arguments are all scalars (the schema kind states them all)
     const char **names = malloc((json_object_size(h.tools) + 1) * sizeof *names);
     int n_names = 0;
@@ -432,7 +536,7 @@ json_t *copytask_make(const json_t *oracle, int n, double p_window, double p_rep
         if (ok && names) names[n_names++] = key;
     }
     json_t *out = names ? json_array() : NULL;
-    rng_t r = {seed, 0};
+    rng_t r = {seed, 0, 0};
     uint64_t ds = 0;
     for (int tries = 0; out && (int)json_array_size(out) < n; tries++) {
         if (tries > 20 * n) {

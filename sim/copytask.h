@@ -34,12 +34,28 @@
 #include <jansson.h>
 #include <stdint.h>
 
+// Fresh words (fresh_words = 1): digits alone leave names, file names, titles and cities as the
+// oracle wrote them, so a small policy can recall them instead of copying (seen: a call asking for
+// "draft_essay.docx", a file of the training data, when the user named "client_list.docx"). With
+// fresh_words, every string value these transcripts copy (a schema / repeat value that is not an
+// enum member; in a window, also a string of 4+ characters with no digit, when it is not an enum
+// member) also has its words redrawn (copytask_redraw_words) from the pool of words in the oracle
+// calls' string values, so "client_list.docx" may become "river_essay.docx".
+//
 // n conversations from the oracle conversations (a JSON array of {"messages", "tools"}), seeded:
 // the same arguments give the same array. A new JSON array, or NULL + err_set (no oracle
 // conversation with a tool call, n < 1, p_window outside [0, 1], p_repeat outside [0, 1 - p_window]).
-json_t *copytask_make(const json_t *oracle, int n, double p_window, double p_repeat, uint64_t seed);
+json_t *copytask_make(const json_t *oracle, int n, double p_window, double p_repeat, int fresh_words, uint64_t seed);
 
 // the value with each digit redrawn (a digit run's first digit stays non-zero when it was), the
 // rest kept; draws come from sampler_uniform(seed, stream, *step++). A new string (malloc), or NULL
 // when out of memory.
 char *copytask_redraw_digits(const char *v, uint64_t seed, uint64_t stream, uint64_t *step);
+
+// v with each replaceable letter run (3+ letters, all lower case or capitalized: an all-caps code
+// like CHK is kept; the run after the last '.' is kept when it ends v: an extension, a top-level
+// domain) replaced by a word drawn uniformly from pool (capitalized when the run was), the rest
+// kept; n_pool = 0 keeps v. Draws come from sampler_uniform(seed, stream, *step++). A new string
+// (malloc), or NULL when out of memory.
+char *copytask_redraw_words(const char *v, const char *const *pool, int n_pool, uint64_t seed, uint64_t stream,
+                            uint64_t *step);

@@ -4,7 +4,9 @@
 // value the last call copies (a string with a digit, 4+ characters; any value of a schema
 // transcript) occurs verbatim earlier in the same transcript, the windows' values are fresh (absent
 // from every oracle transcript), both kinds in about the asked proportion, the digit redraw
-// (shape kept, every digit drawn), and the errors.
+// (shape kept, every digit drawn), the word redraw (pool words, capitals, codes and extensions kept)
+// and fresh words (calls still valid, copied values still said earlier, values made of words new),
+// and the errors.
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +58,35 @@ static char *context_text(const json_t *msgs) {
     return out;
 }
 
+// is v a member of an enum of any tool's parameter?
+static int is_enum_member(const json_t *oracle, const char *v) {
+    for (size_t c = 0; c < json_array_size(oracle); c++) {
+        const json_t *tools = json_object_get(json_array_get(oracle, c), "tools");
+        for (size_t i = 0; i < json_array_size(tools); i++) {
+            const json_t *props = json_object_get(
+                json_object_get(json_object_get(json_array_get(tools, i), "function"), "parameters"), "properties");
+            const char *k;
+            json_t *p;
+            json_object_foreach((json_t *)props, k, p) {
+                const json_t *en = json_object_get(p, "enum");
+                for (size_t e = 0; e < json_array_size(en); e++)
+                    if (json_is_string(json_array_get(en, e)) && !strcmp(json_string_value(json_array_get(en, e)), v)) return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+// no digit, two or more runs of 3+ letters: "client_list.docx", "Dana Iyer"
+static int compound(const char *s) {
+    int runs = 0;
+    for (size_t a = 0, b; s[a]; a = b > a ? b : a + 1) {
+        for (b = a; (s[b] >= 'a' && s[b] <= 'z') || (s[b] >= 'A' && s[b] <= 'Z'); b++) {}
+        runs += b - a >= 3;
+    }
+    return !has_digit(s) && runs >= 2;
+}
+
 // does the oracle set hold this string anywhere (as a whole JSON string or inside text)?
 static int in_oracle(const char *oracle_dump, const char *v) { return strstr(oracle_dump, v) != NULL; }
 
@@ -67,7 +98,7 @@ int main(void) {
     REQUIRE(oracle, "oracle: %s", err_msg());
     char *oracle_dump = json_dumps(oracle, 0);
     const int N = 600;
-    json_t *a = copytask_make(oracle, N, 0.5, 0, 11), *b = copytask_make(oracle, N, 0.5, 0, 11), *c = copytask_make(oracle, N, 0.5, 0, 12);
+    json_t *a = copytask_make(oracle, N, 0.5, 0, 0, 11), *b = copytask_make(oracle, N, 0.5, 0, 0, 11), *c = copytask_make(oracle, N, 0.5, 0, 0, 12);
     REQUIRE(a && b && c, "copytask_make: %s", err_msg());
     CHECK((int)json_array_size(a) == N, "%zu conversations, want %d", json_array_size(a), N);
     CHECK(json_equal(a, b), "same seed, different conversations");
@@ -129,7 +160,7 @@ int main(void) {
           n_window_values);
 
     // p_window = 0: schema transcripts only; 1: windows only (none has the schema's form)
-    json_t *s0 = copytask_make(oracle, 50, 0.0, 0, 3), *s1 = copytask_make(oracle, 50, 1.0, 0, 3);
+    json_t *s0 = copytask_make(oracle, 50, 0.0, 0, 0, 3), *s1 = copytask_make(oracle, 50, 1.0, 0, 0, 3);
     REQUIRE(s0 && s1, "copytask_make: %s", err_msg());
     int only0 = 1;
     for (size_t i = 0; i < json_array_size(s0); i++)
@@ -138,7 +169,7 @@ int main(void) {
 
     // repeat transcripts (p_repeat 1): user + an assistant message without calls that says back the JSON
     // object the user gave, 3-6 values under keys "1".."k"; mixed with the other kinds in proportion
-    json_t *rp = copytask_make(oracle, 200, 0.0, 1.0, 4), *mix = copytask_make(oracle, 400, 0.3, 0.4, 4);
+    json_t *rp = copytask_make(oracle, 200, 0.0, 1.0, 0, 4), *mix = copytask_make(oracle, 400, 0.3, 0.4, 0, 4);
     REQUIRE(rp && mix, "copytask_make: %s", err_msg());
     int n_rep_ok = 0, n_digit_items = 0, n_digit_fresh = 0;
     for (size_t i = 0; i < json_array_size(rp); i++) {
@@ -199,13 +230,109 @@ int main(void) {
     }
     for (int d = 0; d < 10; d++) CHECK(seen[d] > 100, "digit %d drawn %d times in 300 redraws", d, seen[d]);
 
+    // the word redraw: letter runs of 3+ (lower case or capitalized) from the pool, capitals kept,
+    // all-caps codes, short runs, the final extension / domain and everything else kept
+    {
+        const char *pool[] = {"river", "stone", "maple"};
+        struct { const char *in, *pattern; } cases[] = {
+            {"client_list.docx", "w_w.docx"},   {"Dana Iyer", "W W"},  {"freya.mbeki73@postly.com", "w.w73@w.com"},
+            {"CHK-1234", "CHK-1234"},           {"/Reports/q3", "/W/q3"}, {"ab-cd", "ab-cd"},
+        };
+        uint64_t ws = 0;
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            char *r = copytask_redraw_words(cases[c].in, pool, 3, 7, 1, &ws);
+            REQUIRE(r, "redraw_words: out of memory");
+            // match r against the pattern: w = a pool word, W = a capitalized pool word, else literal
+            const char *p = cases[c].pattern, *q = r;
+            int ok = 1;
+            for (; *p && ok; p++) {
+                if (*p == 'w' || *p == 'W') {
+                    int hit = 0;
+                    for (int k = 0; k < 3 && !hit; k++) {
+                        size_t l = strlen(pool[k]);
+                        char cap[16];
+                        strcpy(cap, pool[k]);
+                        if (*p == 'W') cap[0] = (char)(cap[0] - 'a' + 'A');
+                        if (!strncmp(q, cap, l)) q += l, hit = 1;
+                    }
+                    ok = hit;
+                } else {
+                    ok = *q++ == *p;
+                }
+            }
+            ok &= *q == 0;
+            CHECK(ok, "redraw_words %s -> %s, want the form %s", cases[c].in, r, cases[c].pattern);
+            free(r);
+        }
+        char *same = copytask_redraw_words("client_list.docx", pool, 0, 7, 1, &ws);
+        CHECK(same && !strcmp(same, "client_list.docx"), "redraw_words with an empty pool: %s", same ? same : "(null)");
+        free(same);
+    }
+
+    // fresh words: every call still satisfies its tool's schema, every copied value (a string of 4+
+    // characters) occurs earlier, and the copied values made of words are mostly new (absent from
+    // the oracle transcripts; without fresh words they are the oracle's own). Counted: values with no
+    // digit and two or more words of 3+ letters (a single word redrawn from the pool is, by
+    // construction, a word the oracle used; an enum member is kept)
+    {
+        json_t *fw = copytask_make(oracle, 600, 0.5, 0.2, 1, 13), *nw = copytask_make(oracle, 600, 0.5, 0.2, 0, 13);
+        REQUIRE(fw && nw, "copytask_make: %s", err_msg());
+        int counts[2][2] = {{0, 0}, {0, 0}}; // [fresh_words][0: word values, 1: absent from the oracle]
+        for (int set = 0; set < 2; set++) {
+            const json_t *arr = set ? fw : nw;
+            for (size_t i = 0; i < json_array_size(arr); i++) {
+                const json_t *msgs = json_object_get(json_array_get(arr, i), "messages");
+                const json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+                const json_t *calls = json_object_get(last, "tool_calls");
+                char *ctx = context_text(msgs);
+                if (!calls) { // a repeat transcript: the values said back
+                    json_t *obj = json_loads(json_string_value(json_object_get(last, "content")), 0, NULL);
+                    const char *k;
+                    json_t *x;
+                    json_object_foreach(obj, k, x) {
+                        const char *t = json_string_value(x);
+                        if (t && compound(t) && !is_enum_member(oracle, t)) counts[set][0]++, counts[set][1] += !in_oracle(oracle_dump, t);
+                    }
+                    json_decref(obj);
+                }
+                for (size_t k = 0; k < json_array_size(calls); k++) {
+                    const json_t *f = json_object_get(json_array_get(calls, k), "function");
+                    const char *tool = json_string_value(json_object_get(f, "name"));
+                    const json_t *params = tool ? tool_params(oracle, tool) : NULL, *args = json_object_get(f, "arguments");
+                    char why[256] = "";
+                    CHECK(params && jsonschema_validate(params, args, JSONSCHEMA_STRICT, "arguments", why, sizeof why) == 1,
+                          "fresh words %d, conversation %zu: %s: %s", set, i, tool ? tool : "(none)", why);
+                    const char *key;
+                    json_t *v;
+                    json_object_foreach((json_t *)args, key, v) {
+                        const char *t = json_string_value(v);
+                        if (!t || strlen(t) < 4) continue;
+                        // (without fresh words a window may copy a value with no digit that was not said: the
+                        // oracle knew it; with them such a window is dropped)
+                        if (set) CHECK(strstr(ctx, t) != NULL, "fresh words, conversation %zu: %s=%s does not occur earlier", i, key, t);
+                        if (compound(t) && !is_enum_member(oracle, t))
+                            counts[set][0]++, counts[set][1] += !in_oracle(oracle_dump, t);
+                    }
+                }
+                free(ctx);
+            }
+        }
+        printf("values with words absent from the oracle transcripts: %d/%d with fresh words, %d/%d without\n",
+               counts[1][1], counts[1][0], counts[0][1], counts[0][0]);
+        CHECK(counts[1][0] > 100 && counts[1][1] >= counts[1][0] * 9 / 10, "fresh words: %d of %d values new", counts[1][1],
+              counts[1][0]);
+        CHECK(counts[0][1] <= counts[0][0] / 10, "without fresh words: %d of %d values new", counts[0][1], counts[0][0]);
+        json_decref(fw);
+        json_decref(nw);
+    }
+
     // errors
     json_t *empty = json_array();
-    CHECK(copytask_make(empty, 5, 0.5, 0, 1) == NULL && strstr(err_msg(), "no oracle conversation"), "empty oracle: %s",
+    CHECK(copytask_make(empty, 5, 0.5, 0, 0, 1) == NULL && strstr(err_msg(), "no oracle conversation"), "empty oracle: %s",
           err_msg());
-    CHECK(copytask_make(oracle, 0, 0.5, 0, 1) == NULL && strstr(err_msg(), "n: expected"), "n = 0: %s", err_msg());
-    CHECK(copytask_make(oracle, 5, 1.5, 0, 1) == NULL && strstr(err_msg(), "p_window"), "p_window 1.5: %s", err_msg());
-    CHECK(copytask_make(oracle, 5, 0.6, 0.5, 1) == NULL && strstr(err_msg(), "p_repeat"), "p_repeat 0.5 > 1 - 0.6: %s",
+    CHECK(copytask_make(oracle, 0, 0.5, 0, 0, 1) == NULL && strstr(err_msg(), "n: expected"), "n = 0: %s", err_msg());
+    CHECK(copytask_make(oracle, 5, 1.5, 0, 0, 1) == NULL && strstr(err_msg(), "p_window"), "p_window 1.5: %s", err_msg());
+    CHECK(copytask_make(oracle, 5, 0.6, 0.5, 0, 1) == NULL && strstr(err_msg(), "p_repeat"), "p_repeat 0.5 > 1 - 0.6: %s",
           err_msg());
 
     json_decref(empty);
