@@ -57,6 +57,7 @@
 #define COPY_MAX_TOKENS 512             // copy warm-up: longer transcripts are left out
 #define COPY_MAX_EXAMPLES 20000         // copy warm-up: transcripts made (fresh values each)
 #define COPY_KEEP_REPEAT 0.3            // copy warm-up, second part: share of repeat transcripts kept in it
+#define COPY_STOP_WINDOW 50            // copy warm-up, repeat part: copy_stop_loss is a mean over this many steps
 #define COPY_WARMUP 30                  // copy warm-up, second part: linear learning-rate warmup steps
 #define MAX_VERSIONS 8
 
@@ -1394,7 +1395,7 @@ static int in_output_vocab(const train_t *T, int32_t id) {
 // transcripts made from the oracle transcripts with fresh values (p_window / p_repeat: the kinds);
 // const_lr: the learning rate stays at sft_lr (else a cosine decay to sft_lr / 10)
 static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, int steps, double p_window,
-                          double p_repeat, int const_lr, uint64_t seed) {
+                          double p_repeat, int const_lr, double stop_loss, uint64_t seed) {
     int batch = (int)T->s.copy_batch, max_len = COPY_MAX_TOKENS;
     int n = steps * batch < COPY_MAX_EXAMPLES ? steps * batch : COPY_MAX_EXAMPLES;
     json_t *convs = copytask_make(oracle, n, p_window, p_repeat, (int)T->s.copy_fresh_words, seed);
@@ -1427,6 +1428,7 @@ static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, in
         so.lr = T->s.sft_lr;
         so.warmup = const_lr ? 0 : COPY_WARMUP; // a fresh AdamW's first full-size steps on new data can undo the circuit
         so.min_lr = const_lr ? so.lr : -1, so.seed = (uint64_t)T->s.seed, so.log_every = 100, so.log = stdout;
+        if (stop_loss > 0) so.stop_loss = stop_loss, so.stop_window = COPY_STOP_WINDOW;
         printf("%s: %d short transcripts with fresh values (%d over %d tokens and %d with tokens outside the "
                "output vocabulary left out), %d steps x %d\n", what, m, too_long, max_len, out_of_vocab, steps, batch);
         fflush(stdout);
@@ -1435,6 +1437,9 @@ static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, in
     for (int i = 0; i < m; i++) learner_sft_example_free(&ex[i]);
     free(ex);
     if (rc) return -1;
+    if (res.stopped)
+        printf("%s: the mean loss of the last %d steps fell to %.4f (< %g) at step %d of %d: stopped there\n", what,
+               COPY_STOP_WINDOW, res.window_loss, stop_loss, res.steps_done, steps);
     printf("%s: loss %.4f -> %.4f, %d steps, %lld tokens, %.1f s\n", what, res.first_loss, res.last_loss,
            res.steps_done, (long long)res.tokens, res.seconds);
     fflush(stdout);
@@ -1452,10 +1457,11 @@ static int run_copy_warmup(train_t *T) {
     uint64_t seed = mix64(0x636f7079ull ^ (uint64_t)T->s.seed);
     int rc = 0;
     if (T->s.copy_repeat_steps > 0)
-        rc = run_copy_phase(T, oracle, "copy warm-up (repeat)", (int)T->s.copy_repeat_steps, 0, 1, 1, seed + 1);
+        rc = run_copy_phase(T, oracle, "copy warm-up (repeat)", (int)T->s.copy_repeat_steps, 0, 1, 1,
+                            T->s.copy_stop_loss, seed + 1);
     if (!rc && T->s.copy_steps > 0)
         rc = run_copy_phase(T, oracle, "copy warm-up", (int)T->s.copy_steps, T->s.copy_p_window,
-                            T->s.copy_repeat_steps > 0 ? fmin(COPY_KEEP_REPEAT, 1 - T->s.copy_p_window) : 0, 0, seed);
+                            T->s.copy_repeat_steps > 0 ? fmin(COPY_KEEP_REPEAT, 1 - T->s.copy_p_window) : 0, 0, 0, seed);
     json_decref(oracle);
     return rc;
 }

@@ -53,6 +53,7 @@ static const setting_t TABLE[] = {
     S_("eval_tasks", 'i', eval_tasks, "20", "20", "held-out tasks per (environment, difficulty)"),
     S_("eval_difficulties", 's', eval_difficulties, "1,50,100", NULL, "held-out difficulties"),
     S_("copy_repeat_steps", 'i', copy_repeat_steps, "1000", "0", "copy warm-up, first part: steps of repeat transcripts (say a list of values back), constant learning rate (new policy only)"),
+    S_("copy_stop_loss", 'f', copy_stop_loss, "0", "0", "copy warm-up, first part: stop early once the mean loss of the last 50 steps is below this (the circuit has formed); 0: run all copy_repeat_steps"),
     S_("copy_steps", 'i', copy_steps, "300", "0", "copy warm-up, second part: steps of schema / window transcripts, 30% repeat ones mixed in when copy_repeat_steps > 0 (sim/copytask.h; new policy only)"),
     S_("copy_batch", 'i', copy_batch, "16", NULL, "copy warm-up: short transcripts per step"),
     S_("copy_p_window", 'f', copy_p_window, "0", NULL, "copy warm-up: share of oracle windows (the rest: schema transcripts)"),
@@ -189,6 +190,7 @@ static int check(const settings_t *s) {
     if (s->sft_d_max < 1 || s->sft_d_max > 100) return err_set("sft_d_max: expected 1..100, found %ld", s->sft_d_max);
     if (!(s->copy_p_window >= 0 && s->copy_p_window <= 1))
         return err_set("copy_p_window: expected in [0, 1], found %g", s->copy_p_window);
+    if (!(s->copy_stop_loss >= 0)) return err_set("copy_stop_loss: expected >= 0, found %g", s->copy_stop_loss);
     if (s->copy_fresh_words != 0 && s->copy_fresh_words != 1)
         return err_set("copy_fresh_words: expected 0 or 1, found %ld", s->copy_fresh_words);
     if (s->copy_repeat_steps < 0 || s->copy_steps < 0 || s->copy_batch < 1)

@@ -24,6 +24,7 @@ typedef struct {
     long eval_tasks;        // held-out tasks per (env, difficulty)
     long copy_repeat_steps, copy_steps, copy_batch;
     double copy_p_window;
+    double copy_stop_loss;  // repeat part: stop once the 50-step mean loss is below this (0: off)
     long copy_fresh_words;  // 1: copy transcripts redraw the words of their values too
     long sft_steps, sft_batch, sft_examples, sft_d_max;
     long micro_batch, recompute;

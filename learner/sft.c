@@ -116,9 +116,9 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
     learner_sft_result_t r = {0};
     if (res) *res = r;
     const int steps = o->steps, batch = o->batch, M = o->micro_batch > 0 ? o->micro_batch : o->batch;
-    if (steps < 1 || batch < 1 || M > batch || o->warmup < 0)
-        return err_set("sft: expected steps >= 1, batch >= 1, micro_batch <= batch, warmup >= 0 (found %d, %d, "
-                       "%d, %d)", steps, batch, M, o->warmup);
+    if (steps < 1 || batch < 1 || M > batch || o->warmup < 0 || o->stop_window < 0)
+        return err_set("sft: expected steps >= 1, batch >= 1, micro_batch <= batch, warmup >= 0, stop_window >= 0 "
+                       "(found %d, %d, %d, %d, %d)", steps, batch, M, o->warmup, o->stop_window);
     if (n < 1 || !ex) return err_set("sft: no examples to train on");
     const int V = m->cfg.vocab_size;
     int T_max = 0;
@@ -143,6 +143,7 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
     uint8_t *mask = NULL;
     float *lp = NULL, *dlp = NULL;
     int *order = NULL, *sel = NULL;
+    double *window = NULL; // the last stop_window step losses (stop_loss)
     if (qwen3_train_init(&tr, m, M, T_max, o->recompute)) goto done;
     tr_ok = 1;
     if (qwen3_grads_init(&g, m)) goto done;
@@ -166,7 +167,8 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
     dlp = calloc((size_t)M * T_max, sizeof *dlp);
     order = malloc((size_t)n * sizeof *order);
     sel = malloc((size_t)batch * sizeof *sel);
-    if (!ids || !lengths || !mask || !lp || !dlp || !order || !sel) {
+    if (o->stop_window > 0) window = calloc((size_t)o->stop_window, sizeof *window);
+    if (!ids || !lengths || !mask || !lp || !dlp || !order || !sel || (o->stop_window > 0 && !window)) {
         err_set("out of memory");
         goto done;
     }
@@ -252,6 +254,17 @@ int learner_sft_run(qwen3_t *m, const learner_sft_example_t *ex, int n, const le
         }
         if (o->log_every > 0) fflush(log);
         if (o->max_seconds > 0 && now_s() - t_start >= o->max_seconds) break;
+        if (window) {
+            window[step % o->stop_window] = loss_sum;
+            int k = step + 1 < o->stop_window ? step + 1 : o->stop_window;
+            double sum = 0;
+            for (int i = 0; i < k; i++) sum += window[i];
+            r.window_loss = sum / k;
+            if (k == o->stop_window && r.window_loss < o->stop_loss && step + 1 < steps) {
+                r.stopped = 1;
+                break;
+            }
+        }
     }
     r.seconds = now_s() - t_start;
     rc = 0;
@@ -264,6 +277,7 @@ done:
     free(dlp);
     free(order);
     free(sel);
+    free(window);
     if (o_ok) optim_free(&opt);
     if (g_ok) qwen3_free(&g);
     if (tr_ok) qwen3_train_free(&tr);

@@ -61,6 +61,9 @@ typedef struct {
     FILE *log;               // where progress lines go (NULL: stderr) (NULL)
     double max_seconds;      // > 0: stop after the step that brings the loop's wall time past this
                              // (a time budget; `steps` still bounds it and shapes the schedule) (0)
+    double stop_loss;        // with stop_window > 0: stop after the step at which the mean loss of
+    int stop_window;         // the last stop_window steps falls below stop_loss (skipped steps count
+                             // with their loss) (0, 0: off)
 } learner_sft_opts_t;
 void learner_sft_opts_default(learner_sft_opts_t *o); // the defaults of `trustee sft` (above)
 
@@ -71,6 +74,8 @@ typedef struct {
     double seconds;               // wall time of the training loop
     int steps_done;               // steps run (skipped ones included)
     int n_skipped;                // steps the NaN guard of the optimizer refused
+    int stopped;                  // 1: stopped by stop_loss before `steps`
+    double window_loss;           // with stop_window > 0: mean loss of the last stop_window steps run
 } learner_sft_result_t;
 
 // Trains m in place (F32 CPU weights) on the n examples; res may be NULL. Progress lines:

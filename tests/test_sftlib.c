@@ -247,6 +247,22 @@ int main(void) {
            "%.4f, weights differ: %s\n",
            r2.first_loss, r2.last_loss, same23 ? "yes" : "NO", r4.first_loss, r4.last_loss, same24 ? "NO" : "yes");
 
+    // stop_loss: the run stops at the first step whose last-stop_window mean loss is below it; with
+    // a bound every loss is under, that is step stop_window, and the mean is that of its two losses
+    learner_sft_opts_t os = o;
+    learner_sft_result_t r5, r6;
+    os.stop_window = 2, os.stop_loss = 1e9;
+    REQUIRE(learner_sft_run(&m4, ex, 8, &os, &r5) == 0, "%s", err_msg());
+    CHECK(r5.stopped == 1 && r5.steps_done == 2 && fabs(r5.window_loss - 0.5 * (r5.first_loss + r5.last_loss)) < 1e-12,
+          "stop_loss 1e9, window 2: stopped %d after %d steps, window loss %.6f (losses %.6f %.6f)", r5.stopped,
+          r5.steps_done, r5.window_loss, r5.first_loss, r5.last_loss);
+    os.stop_loss = 1e-9; // never reached: every step runs
+    REQUIRE(learner_sft_run(&m4, ex, 8, &os, &r6) == 0, "%s", err_msg());
+    CHECK(r6.stopped == 0 && r6.steps_done == o.steps, "stop_loss 1e-9: stopped %d after %d of %d steps", r6.stopped,
+          r6.steps_done, o.steps);
+    printf("stop_loss: 1e9 stopped after %d steps (window mean %.4f); 1e-9 ran %d of %d\n", r5.steps_done,
+           r5.window_loss, r6.steps_done, o.steps);
+
     // bad input
     learner_sft_opts_t ob = o;
     ob.max_len = ex[0].n - 1;
@@ -254,6 +270,10 @@ int main(void) {
     ob = o;
     ob.micro_batch = ob.batch + 1;
     CHECK(learner_sft_run(&m3, ex, 8, &ob, NULL) == -1, "micro_batch > batch accepted");
+    ob = o;
+    ob.stop_window = -1;
+    CHECK(learner_sft_run(&m3, ex, 8, &ob, NULL) == -1 && strstr(err_msg(), "stop_window"), "stop_window -1: %s",
+          err_msg());
 
     for (int i = 0; i < 8; i++) learner_sft_example_free(&ex[i]);
     qwen3_free(&m1);
