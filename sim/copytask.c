@@ -155,9 +155,11 @@ static int harvest(const json_t *oracle, int fresh_words, harvest_t *h) {
         }
     }
     if (h->n_calls == 0) return err_set("copytask: no oracle conversation has a tool call");
-    // enum members; the word pool (lower case, 3-12 letters, from the string values calls gave)
+    // fresh words: the enum members; the word pool (lower case, 3-12 letters, from the string values
+    // calls gave)
     h->enums = json_object();
     h->word_set = json_object();
+    if (!fresh_words) return 0;
     const char *name, *key;
     json_t *params, *prop, *vals;
     json_object_foreach(h->tools, name, params) {
@@ -185,7 +187,7 @@ static int harvest(const json_t *oracle, int fresh_words, harvest_t *h) {
     h->words = malloc((json_object_size(h->word_set) + 1) * sizeof *h->words);
     if (!h->words) return err_set("copytask: out of memory");
     json_t *x;
-    if (fresh_words) json_object_foreach(h->word_set, key, x) h->words[h->n_words++] = key;
+    json_object_foreach(h->word_set, key, x) h->words[h->n_words++] = key;
     return 0;
 }
 
