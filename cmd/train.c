@@ -1451,7 +1451,7 @@ static int run_copy_phase(train_t *T, const json_t *oracle, const char *what, in
 // from there, an induction circuit: its loss falls abruptly, at a step that depends on the seed:
 // near 700, 800 and 1,500 for seeds 1, 2 and 3), stopped once the mean loss of the last 50 steps is
 // below copy_stop_loss (a policy without the circuit stays near 0.6 and fails almost every task;
-// seed 3 with a fixed 1,000 steps: 5% at D = 1 after SFT, with up to 1,600: 21%),
+// seed 3 with a fixed 1,000 steps: 5% at D = 1 after SFT, stopped at step 1,546: 20%),
 // then copy_steps steps of schema / window transcripts (copying values into tool calls), with
 // repeat transcripts still mixed in and a short warmup so that the circuit survives the change.
 static int run_copy_warmup(train_t *T) {

@@ -53,7 +53,7 @@ static const setting_t TABLE[] = {
     S_("eval_tasks", 'i', eval_tasks, "20", "20", "held-out tasks per (environment, difficulty)"),
     S_("eval_difficulties", 's', eval_difficulties, "1,50,100", NULL, "held-out difficulties"),
     S_("copy_repeat_steps", 'i', copy_repeat_steps, "1600", "0", "copy warm-up, first part: at most this many steps of repeat transcripts (say a list of values back), constant learning rate (new policy only)"),
-    S_("copy_stop_loss", 'f', copy_stop_loss, "0.08", "0", "copy warm-up, first part: stop once the mean loss of the last 50 steps is below this (the copy circuit has formed and settled: seed 1 stops at step 1018; seed 3, whose circuit forms near step 1500, runs all 1600); 0: run all copy_repeat_steps"),
+    S_("copy_stop_loss", 'f', copy_stop_loss, "0.15", "0", "copy warm-up, first part: stop once the mean loss of the last 50 steps is below this (the copy circuit has formed: seeds 1, 2, 3 stop at steps 778, 865, 1546); 0: run all copy_repeat_steps"),
     S_("copy_steps", 'i', copy_steps, "300", "0", "copy warm-up, second part: steps of schema / window transcripts, 30% repeat ones mixed in when copy_repeat_steps > 0 (sim/copytask.h; new policy only)"),
     S_("copy_batch", 'i', copy_batch, "16", NULL, "copy warm-up: short transcripts per step"),
     S_("copy_p_window", 'f', copy_p_window, "0", NULL, "copy warm-up: share of oracle windows (the rest: schema transcripts)"),
