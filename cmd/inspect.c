@@ -52,6 +52,13 @@ static int load_trajs(runlog_reader_t *r, int64_t step, int eval, trajs_t *out) 
 static void print_step(runlog_reader_t *r, const runlog_step_t *s) {
     printf("step %lld (policy version %lld): D %d -> %d\n", (long long)s->step, (long long)s->policy_version,
            s->difficulty, s->difficulty_next);
+    if (s->env_difficulty[0] >= 0) { // one D per environment (their mean above)
+        printf("  D per environment (/config env_names order):");
+        for (int e = 0; e < RUNLOG_MAX_ENVS && s->env_difficulty[e] >= 0; e++)
+            printf(s->env_difficulty_next[e] != s->env_difficulty[e] ? " %d -> %d" : " %d", s->env_difficulty[e],
+                   s->env_difficulty_next[e]);
+        printf("\n");
+    }
     printf("  reward %+.4f  success %.4f  trajectories %d  groups kept %d (non-zero reward variance)\n",
            s->mean_reward, s->success_rate, s->n_traj, s->n_groups_kept);
     printf("  loss %+.6f  pg_loss %+.6f  KL %.6f  clip_frac %.4f  entropy %.4f\n", s->loss, s->pg_loss, s->kl,

@@ -104,7 +104,7 @@ typedef struct {
     settings_t s;
     comm_t c;
     tokenizer_t *tok;
-    char envs[16][32];
+    char envs[RUNLOG_MAX_ENVS][RUNLOG_NAME_LEN];
     int n_envs;
     int eval_d[8], n_eval_d;
     char init_dir[512], raw_dir[512], ckpt_root[512], log_path[512];
@@ -124,8 +124,8 @@ typedef struct {
     int have_opt;
     // learner 0 (coordinator)
     runlog_t *log;
-    curriculum_t *cur;   // (steps + 1) curriculum state after v updates
-    int64_t n_cur;
+    curriculum_t *cur;   // (steps + 1) x n_cur: the curriculum states after v updates (cur_at)
+    int n_cur;           // 1 (--curriculum shared) or n_envs (env: one per environment, in envs[] order)
     int64_t trained;     // updates done = current policy version
     int64_t dispatched;  // last training step whose tasks went out
     double *t_dispatch;  // (steps + 2) when each step's tasks went out
@@ -169,13 +169,13 @@ static int parse_lists(train_t *T) {
         const char **names;
         int n = luaenv_list_embedded(&names);
         if (n < 1) return err_set("no embedded environments");
-        for (int i = 0; i < n && i < 16; i++) snprintf(T->envs[T->n_envs++], 32, "%s", names[i]);
+        for (int i = 0; i < n && i < RUNLOG_MAX_ENVS; i++) snprintf(T->envs[T->n_envs++], RUNLOG_NAME_LEN, "%s", names[i]);
         free(names);
     } else {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", e);
         for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-            if (T->n_envs == 16) return err_set("envs: at most 16");
+            if (T->n_envs == RUNLOG_MAX_ENVS) return err_set("envs: at most %d", RUNLOG_MAX_ENVS);
             luaenv_t *le = luaenv_load_embedded(tok);
             if (!le) return err_wrap("envs: ");
             luaenv_free(le);
@@ -288,19 +288,30 @@ static int send_task(train_t *T, const msg_task_t *t, int idx) {
     return rc;
 }
 
+// the curriculum of environment e after v updates (e is ignored with one shared curriculum)
+static curriculum_t *cur_at(const train_t *T, int64_t v, int e) {
+    return &T->cur[v * T->n_cur + (T->n_cur > 1 ? e : 0)];
+}
+
+static int env_index(const train_t *T, const char *name) {
+    for (int e = 0; e < T->n_envs; e++)
+        if (!strcmp(T->envs[e], name)) return e;
+    return -1;
+}
+
 static int dispatch_step(train_t *T, int64_t n) {
-    const curriculum_t *cur = &T->cur[version_for_step(T, n)];
     for (int g = 0; g < T->s.tasks; g++) {
+        uint64_t h = mix64(mix64((uint64_t)T->s.seed) ^ ((uint64_t)n << 24) ^ (uint64_t)g);
+        int e = (int)(mix64(h) % (uint64_t)T->n_envs);
         curriculum_aspects_t a;
-        curriculum_task_aspects(cur, (uint64_t)g, &a);
+        curriculum_task_aspects(cur_at(T, version_for_step(T, n), e), (uint64_t)g, &a);
         json_t *aj = curriculum_aspects_json(&a);
         char *asp = json_dumps(aj, JSON_COMPACT);
         json_decref(aj);
-        uint64_t h = mix64(mix64((uint64_t)T->s.seed) ^ ((uint64_t)n << 24) ^ (uint64_t)g);
         msg_task_t t = {.step = n, .task_id = ((uint64_t)n << BATCH_SHIFT) | (uint64_t)g, .group = g,
                         .group_size = (int32_t)T->s.group, .policy_version = version_for_step(T, n), .eval = 0,
                         .difficulty = a.difficulty, .seed = h >> 2, // training seeds < 2^62
-                        .env = T->envs[mix64(h) % (uint64_t)T->n_envs], .aspects = asp};
+                        .env = T->envs[e], .aspects = asp};
         int rc = asp ? send_task(T, &t, g) : err_set("out of memory");
         free(asp);
         if (rc) return -1;
@@ -862,12 +873,15 @@ static int checkpoint_save(train_t *T, int64_t step) {
     json_t *cur = json_array();
     for (int64_t v = step - T->s.staleness; v <= step; v++) {
         if (v < 0) continue;
-        char *c = curriculum_to_json(&T->cur[v]);
-        json_t *o = json_object();
-        json_object_set_new(o, "version", json_integer(v));
-        json_object_set_new(o, "state", json_string(c ? c : ""));
-        free(c);
-        json_array_append_new(cur, o);
+        for (int e = 0; e < T->n_cur; e++) {
+            char *c = curriculum_to_json(cur_at(T, v, e));
+            json_t *o = json_object();
+            json_object_set_new(o, "version", json_integer(v));
+            if (T->n_cur > 1) json_object_set_new(o, "env", json_string(T->envs[e]));
+            json_object_set_new(o, "state", json_string(c ? c : ""));
+            free(c);
+            json_array_append_new(cur, o);
+        }
     }
     json_object_set_new(st, "curriculum", cur);
     runlog_pos_t pos;
@@ -993,6 +1007,61 @@ static void print_eval(const train_t *T, const char *phase, const eval_table_t *
 // runs an evaluation batch (learner 0 dispatches, every role works until it is back)
 static int run_eval(train_t *T, int64_t k, const char *phase, eval_table_t *et);
 
+// step n's curriculum update, from the states after update n - 1: one shared D moved by the batch
+// mean (the learners' all-reduced sums), or one D per environment moved by the mean reward of that
+// environment's trajectories (learner 0 has them all); an environment without a trajectory this
+// step stays where it is. The same trajectories count as for the batch mean: all but simulator
+// failures. cs[e]: what update e did.
+static int update_curricula(train_t *T, int64_t n, const tbatch_t *tb, const learner_step_stats_t *st,
+                            curriculum_stats_t *cs) {
+    for (int e = 0; e < T->n_cur; e++) *cur_at(T, n, e) = *cur_at(T, n - 1, e);
+    if (T->n_cur == 1)
+        return curriculum_update_mean(cur_at(T, n, 0), st->n_rewarded ? st->reward_sum / st->n_rewarded : 0,
+                                      st->n_rewarded, &cs[0]);
+    double sum[RUNLOG_MAX_ENVS] = {0};
+    int k[RUNLOG_MAX_ENVS] = {0};
+    for (int i = 0; i < tb->n; i++) {
+        const msg_traj_t *t = &tb->t[i];
+        int e = env_index(T, t->env);
+        if (e < 0) return err_set("step %lld: a trajectory of environment \"%s\", not one of --envs", (long long)n, t->env);
+        if (t->abort != TRAJ_SIM_ERROR) sum[e] += t->reward, k[e]++;
+    }
+    for (int e = 0; e < T->n_cur; e++)
+        if (curriculum_update_mean(cur_at(T, n, e), k[e] ? sum[e] / k[e] : 0, k[e], &cs[e])) return -1;
+    return 0;
+}
+
+// the environments' mean D before (after = 0) or after (1) the update, rounded to the nearest
+static int mean_difficulty(const train_t *T, const curriculum_stats_t *cs, int after) {
+    int sum = 0;
+    for (int e = 0; e < T->n_cur; e++) sum += after ? cs[e].d_after : cs[e].d_before;
+    return (2 * sum + T->n_cur) / (2 * T->n_cur);
+}
+
+// the curriculum states after update v as JSON text (malloc'd): the state, or an array of one per
+// environment
+static char *curricula_json(const train_t *T, int64_t v) {
+    if (T->n_cur == 1) return curriculum_to_json(cur_at(T, v, 0));
+    size_t cap = 2, len = 0;
+    char *out = NULL;
+    for (int e = 0; e < T->n_cur; e++) {
+        char *c = curriculum_to_json(cur_at(T, v, e));
+        if (!c) return free(out), NULL;
+        size_t k = strlen(c);
+        char *o = realloc(out, cap + len + k + 2);
+        if (!o) return free(c), free(out), (char *)NULL;
+        out = o;
+        out[len++] = e ? ',' : '[';
+        memcpy(out + len, c, k);
+        len += k;
+        free(c);
+    }
+    out[len++] = ']';
+    out[len] = 0;
+    return out;
+}
+
+// cs: one per curriculum (T->n_cur)
 static int log_step(train_t *T, int64_t n, tbatch_t *tb, const learner_step_stats_t *st, const curriculum_stats_t *cs,
                     double t_rollout, double t_step) {
     double t_sim = 0, t_gen = 0;
@@ -1038,8 +1107,10 @@ static int log_step(train_t *T, int64_t n, tbatch_t *tb, const learner_step_stat
         if (runlog_append_traj(T->log, &row, t->ids, t->logprobs, t->mask, t->transcript, t->reward_details))
             return -1;
     }
-    runlog_step_t r = {.step = n, .policy_version = version_for_step(T, n), .difficulty = cs->d_before,
-                       .difficulty_next = cs->d_after,
+    int shared = T->n_cur == 1;
+    runlog_step_t r = {.step = n, .policy_version = version_for_step(T, n),
+                       .difficulty = shared ? cs[0].d_before : mean_difficulty(T, cs, 0),
+                       .difficulty_next = shared ? cs[0].d_after : mean_difficulty(T, cs, 1),
                        .mean_reward = st->n_rewarded ? st->reward_sum / st->n_rewarded : 0,
                        .success_rate = st->n_rewarded ? (double)st->successes / st->n_rewarded : 0,
                        .loss = st->loss, .pg_loss = st->pg_loss, .kl = st->kl, .clip_frac = st->clip_frac,
@@ -1050,6 +1121,10 @@ static int log_step(train_t *T, int64_t n, tbatch_t *tb, const learner_step_stat
                        .t_sim = t_sim, .t_train = st->t_train, .t_sync = st->t_sync, .t_step = t_step,
                        .tokens_per_s = t_gen > 0 ? (double)sampled / t_gen : 0, .wall = (double)time(NULL)};
     memcpy(r.aborted, st->aborted, sizeof r.aborted);
+    for (int e = 0; e < RUNLOG_MAX_ENVS; e++) {
+        r.env_difficulty[e] = !shared && e < T->n_cur ? cs[e].d_before : -1;
+        r.env_difficulty_next[e] = !shared && e < T->n_cur ? cs[e].d_after : -1;
+    }
     if (runlog_append_step(T->log, &r)) return -1;
     if (runlog_flush(T->log)) return -1;
     // the progress line
@@ -1060,9 +1135,19 @@ static int log_step(train_t *T, int64_t n, tbatch_t *tb, const learner_step_stat
     long left = (long)((T->s.steps - n) * per);
     int ab = 0;
     for (int i = 1; i < TRAJ_N_REASONS; i++) ab += st->aborted[i];
-    printf("step %lld/%ld | D %d -> %d | reward %+.3f | success %.2f | KL %.4f | loss %+.4f | %d traj, %lld tok, "
+    // D per environment: "airline 4 -> 7, banking 1, ..." (the arrow only where D moved)
+    char dl[RUNLOG_MAX_ENVS * 48] = "";
+    for (int e = 0; !shared && e < T->n_cur; e++) {
+        size_t k = strlen(dl);
+        if (cs[e].d_after != cs[e].d_before)
+            snprintf(dl + k, sizeof dl - k, "%s%s %d -> %d", e ? ", " : " (", T->envs[e], cs[e].d_before, cs[e].d_after);
+        else
+            snprintf(dl + k, sizeof dl - k, "%s%s %d", e ? ", " : " (", T->envs[e], cs[e].d_before);
+    }
+    if (!shared) strncat(dl, ")", sizeof dl - strlen(dl) - 1);
+    printf("step %lld/%ld | D %d -> %d%s | reward %+.3f | success %.2f | KL %.4f | loss %+.4f | %d traj, %lld tok, "
            "%.0f tok/s | aborted %d | %.1f s (rollout %.1f, sim %.1f, train %.1f, sync %.2f) | ETA %ldm%02lds\n",
-           (long long)n, T->s.steps, cs->d_before, cs->d_after, r.mean_reward, r.success_rate, st->kl, st->loss,
+           (long long)n, T->s.steps, r.difficulty, r.difficulty_next, dl, r.mean_reward, r.success_rate, st->kl, st->loss,
            st->n_traj, (long long)st->total_tokens, r.tokens_per_s, ab, t_step, t_rollout, t_sim, st->t_train,
            st->t_sync, left / 60, left % 60);
     (void)elapsed;
@@ -1161,14 +1246,17 @@ static int coordinate(train_t *T) {
             if (rc) return -1;
             // the whole batch's numbers come from the all-reduce; learner 0 has every trajectory
             T->trained = n;
-            T->cur[n] = T->cur[n - 1];
-            curriculum_stats_t cs;
-            double mean = st.n_rewarded ? st.reward_sum / st.n_rewarded : 0;
-            if (curriculum_update_mean(&T->cur[n], mean, st.n_rewarded > 0 ? st.n_rewarded : 1, &cs)) return -1;
+            curriculum_stats_t cs[RUNLOG_MAX_ENVS];
+            if (update_curricula(T, n, tb, &st, cs)) return -1;
             if (push_weights(T, n)) return -1;
-            msg_curric_t mc = {.step = n, .update = cs.update, .d_before = cs.d_before, .d_after = cs.d_after,
-                               .mean_reward = cs.mean_reward, .n_rewards = cs.n_rewards, .move = cs.move};
-            mc.state = curriculum_to_json(&T->cur[n]);
+            curriculum_stats_t all = cs[0];
+            if (T->n_cur > 1)
+                all.d_before = mean_difficulty(T, cs, 0), all.d_after = mean_difficulty(T, cs, 1),
+                all.move = (all.d_after > all.d_before) - (all.d_after < all.d_before),
+                all.mean_reward = st.n_rewarded ? st.reward_sum / st.n_rewarded : 0, all.n_rewards = st.n_rewarded;
+            msg_curric_t mc = {.step = n, .update = all.update, .d_before = all.d_before, .d_after = all.d_after,
+                               .mean_reward = all.mean_reward, .n_rewards = all.n_rewards, .move = all.move};
+            mc.state = curricula_json(T, n);
             for (int r = 0; r < T->c.n_rollout; r++) {
                 msgpack_sbuffer sb;
                 msgpack_sbuffer_init(&sb);
@@ -1181,7 +1269,7 @@ static int coordinate(train_t *T) {
             if (rc) return -1;
             double t = now_s(), t_step = t - T->t_last_step;
             T->t_last_step = t;
-            if (log_step(T, n, tb, &st, &cs, t_rollout, t_step)) return -1;
+            if (log_step(T, n, tb, &st, cs, t_rollout, t_step)) return -1;
             tbatch_drop(T, n);
             if (n % T->s.ckpt_every == 0 || n == T->s.steps || g_stop)
                 if (checkpoint_save(T, n)) return -1;
@@ -1560,6 +1648,13 @@ static json_t *run_config(const train_t *T) {
     json_object_set_new(cfg, "learner_ranks", json_integer(T->c.n_learn));
     json_object_set_new(cfg, "rollout_ranks_actual", json_integer(T->c.n_rollout));
     json_object_set_new(cfg, "sim_ranks_actual", json_integer(T->c.n_sim));
+    // the environments in the order of /steps env_difficulty (--envs all expanded)
+    char names[RUNLOG_MAX_ENVS * (RUNLOG_NAME_LEN + 1)] = "";
+    for (int e = 0; e < T->n_envs; e++) {
+        if (e) strcat(names, ",");
+        strcat(names, T->envs[e]);
+    }
+    json_object_set_new(cfg, "env_names", json_string(names));
     return cfg;
 }
 
@@ -1728,7 +1823,8 @@ static int train_main(train_t *T) {
         return serve(T);
     }
     // ---- learner 0: curriculum history, run log, the weights the rollouts need ----
-    T->cur = calloc((size_t)s->steps + 1, sizeof *T->cur);
+    T->n_cur = strcmp(s->curriculum, "env") ? 1 : T->n_envs;
+    T->cur = calloc(((size_t)s->steps + 1) * (size_t)T->n_cur, sizeof *T->cur);
     T->t_dispatch = calloc((size_t)s->steps + 2, sizeof *T->t_dispatch);
     if (!T->cur || !T->t_dispatch) return err_set("out of memory");
     for (int i = 0; i < MAX_VERSIONS; i++) T->snap_ver[i] = INT64_MIN;
@@ -1742,8 +1838,10 @@ static int train_main(train_t *T) {
     int have[4] = {0};
     const char *phase_names[4] = {"init", phase_before(T), "grpo", "baseline"};
     if (!resuming) {
-        if (curriculum_init(&T->cur[0], (int)s->d_start, (uint64_t)s->seed)) return -1;
-        if (curriculum_set(&T->cur[0], (int)s->d_step, 0.5, 0.0, s->p_soft)) return -1;
+        for (int e = 0; e < T->n_cur; e++)
+            if (curriculum_init(cur_at(T, 0, e), (int)s->d_start, (uint64_t)s->seed) ||
+                curriculum_set(cur_at(T, 0, e), (int)s->d_step, 0.5, 0.0, s->p_soft))
+                return -1;
         json_t *cfg = run_config(T);
         T->log = runlog_create(T->log_path, cfg);
         json_decref(cfg);
@@ -1780,8 +1878,14 @@ static int train_main(train_t *T) {
         for (size_t i = 0; !rc && i < json_array_size(cj); i++) {
             json_t *o = json_array_get(cj, i);
             int64_t v = json_integer_value(json_object_get(o, "version"));
+            const char *en = json_string_value(json_object_get(o, "env"));
+            int e = en ? env_index(T, en) : 0;
             if (v < 0 || v > N) rc = err_set("%s/state.json: curriculum version %lld out of range", ckdir, (long long)v);
-            else rc = curriculum_from_json(&T->cur[v], json_string_value(json_object_get(o, "state")));
+            else if (e < 0 || (T->n_cur > 1) != (en != NULL))
+                rc = err_set("%s/state.json: curriculum entry of version %lld: %s%s%s does not fit --curriculum %s", ckdir,
+                             (long long)v, en ? "environment \"" : "no environment", en ? en : "", en ? "\"" : "",
+                             s->curriculum);
+            else rc = curriculum_from_json(cur_at(T, v, e), json_string_value(json_object_get(o, "state")));
         }
         json_t *pj = json_object_get(st, "runlog");
         runlog_pos_t pos = {json_integer_value(json_object_get(pj, "steps")),

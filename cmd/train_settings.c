@@ -45,6 +45,7 @@ static const setting_t TABLE[] = {
     S_("staleness", 'i', staleness, "1", NULL, "s: step n's rollouts use policy version max(0, n-1-s)"),
     S_("sim_ranks", 'i', sim_ranks, "0", NULL, "simulator ranks (MPI runs)"),
     S_("rollout_ranks", 'i', rollout_ranks, "1", NULL, "rollout ranks (MPI runs); the other ranks learn"),
+    S_("curriculum", 's', curriculum, "env", "shared", "env: one D per environment, moved by that environment's batch-mean reward; shared: one D moved by the whole batch's (TRUSTEE's)"),
     S_("d_start", 'i', d_start, "1", NULL, "curriculum start difficulty D"),
     S_("d_step", 'i', d_step, "3", NULL, "curriculum step of D"),
     S_("p_soft", 'f', p_soft, "0.5", NULL, "probability of soft-sampled aspects"),
@@ -179,6 +180,8 @@ static int check(const settings_t *s) {
     if (strcmp(s->vocab, "full") && strcmp(s->vocab, "envs"))
         return err_set("vocab: expected full or envs, found \"%s\"", s->vocab);
     if (s->lr <= 0 || s->lr > 1) return err_set("lr: expected in (0, 1], found %g", s->lr);
+    if (strcmp(s->curriculum, "env") && strcmp(s->curriculum, "shared"))
+        return err_set("curriculum: expected env or shared, found \"%s\"", s->curriculum);
     if (s->d_start < 1 || s->d_start > 100) return err_set("d_start: expected 1..100, found %ld", s->d_start);
     if (s->d_step < 1) return err_set("d_step: expected >= 1, found %ld", s->d_step);
     if (s->max_turns < 1 || s->max_new_tokens < 1 || s->max_episode_tokens < 64)

@@ -19,6 +19,7 @@ typedef struct {
     long steps, seed, tasks, group;
     long max_turns, max_new_tokens, max_episode_tokens, max_active, share_prompt;
     long staleness, sim_ranks, rollout_ranks;
+    char curriculum[16];    // env (one D per environment) | shared (one D for all)
     long d_start, d_step;
     long ckpt_every, keep_ckpts;
     long eval_tasks;        // held-out tasks per (env, difficulty)

@@ -17,7 +17,7 @@
 #include "kernels/err.h"
 
 #define RUNLOG_FORMAT "trustee-runlog"
-#define RUNLOG_FORMAT_VERSION 1
+#define RUNLOG_FORMAT_VERSION 2 // 2: /steps env_difficulty, env_difficulty_next
 
 // names of traj_reason_t, in order (the "reasons" attribute of /steps)
 static const char *const RUNLOG_REASONS[TRAJ_N_REASONS] = {
@@ -101,12 +101,16 @@ static hid_t vlen_str_type(void) { // variable-length UTF-8 (attributes)
 static hid_t step_type(void) {
     hsize_t nr = TRAJ_N_REASONS;
     hid_t arr = H5Tarray_create2(H5T_NATIVE_INT32, 1, &nr);
+    hsize_t ne = RUNLOG_MAX_ENVS;
+    hid_t envs = H5Tarray_create2(H5T_NATIVE_INT32, 1, &ne);
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(runlog_step_t));
     herr_t st = 0;
     INS(runlog_step_t, step, H5T_NATIVE_INT64);
     INS(runlog_step_t, policy_version, H5T_NATIVE_INT64);
     INS(runlog_step_t, difficulty, H5T_NATIVE_INT32);
     INS(runlog_step_t, difficulty_next, H5T_NATIVE_INT32);
+    INS(runlog_step_t, env_difficulty, envs);
+    INS(runlog_step_t, env_difficulty_next, envs);
     INS(runlog_step_t, mean_reward, H5T_NATIVE_DOUBLE);
     INS(runlog_step_t, success_rate, H5T_NATIVE_DOUBLE);
     INS(runlog_step_t, loss, H5T_NATIVE_DOUBLE);
@@ -133,6 +137,7 @@ static hid_t step_type(void) {
     INS(runlog_step_t, tokens_per_s, H5T_NATIVE_DOUBLE);
     INS(runlog_step_t, wall, H5T_NATIVE_DOUBLE);
     H5Tclose(arr);
+    H5Tclose(envs);
     if (st < 0) H5Tclose(t);
     return st < 0 ? H5I_INVALID_HID : t;
 }

@@ -29,12 +29,18 @@
 #include "msg.h"
 
 #define RUNLOG_NAME_LEN 32 // fixed string fields (env names, phases), NUL-padded
+#define RUNLOG_MAX_ENVS 16 // environments of one run (train's --envs takes at most this many)
 
 typedef struct {
     int64_t step;            // 1-based
     int64_t policy_version;  // the version the step's rollouts used
-    int32_t difficulty;      // D the step's tasks were drawn at
-    int32_t difficulty_next; // D after this step's curriculum update
+    int32_t difficulty;      // D the step's tasks were drawn at (one D per environment: their mean, rounded)
+    int32_t difficulty_next; // D after this step's curriculum update (the same)
+    // one curriculum per environment (train --curriculum env): D of environment e (the order of the
+    // /config attribute "envs" after expansion, i.e. /config "env_names") before / after the step's
+    // update; -1 past the last environment, and everywhere with one shared D
+    int32_t env_difficulty[RUNLOG_MAX_ENVS];
+    int32_t env_difficulty_next[RUNLOG_MAX_ENVS];
     double mean_reward;      // over trained-on trajectories
     double success_rate;     // fraction with reward == 1 (all checks passed / judge score 1)
     double loss, pg_loss, kl, clip_frac, entropy;

@@ -5,7 +5,8 @@
 
 Writes into DIR:
     reward_success.png   mean reward and success rate per training step
-    difficulty.png       curriculum difficulty D per step (drawn at, and after the step's update)
+    difficulty.png       curriculum difficulty D per step (drawn at, and after the step's update; with one D
+                         per environment, their mean and one line per environment)
     optimizer.png        KL to the reference, PPO clip fraction, policy entropy per step
     time_split.png       seconds per step: rollout (generation), simulator, training, weight sync
     aborted.png          trajectories that ended early, by reason (names from /steps attribute "reasons")
@@ -97,16 +98,33 @@ def plot_reward_success(steps, path, run):
     plt.close(fig)
 
 
-def plot_difficulty(steps, path, run):
+def per_env_difficulty(steps, env_names):
+    """[(env name, D after each step's update)] when the run had one D per environment, else []."""
+    if steps is None or len(steps) == 0 or "env_difficulty_next" not in steps.dtype.names:
+        return []
+    d = np.asarray(steps["env_difficulty_next"]).reshape(len(steps), -1)
+    out = []
+    for e in range(d.shape[1]):
+        if (d[:, e] < 0).all():
+            break
+        out.append((env_names[e] if e < len(env_names) else f"env {e}", d[:, e]))
+    return out
+
+
+def plot_difficulty(steps, path, run, env_names=()):
     if steps is None or len(steps) == 0:
         return empty_plot(path, f"Curriculum difficulty ({run})", "no steps yet")
     x = steps["step"]
+    per_env = per_env_difficulty(steps, env_names)
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.step(x, steps["difficulty"], "o-", where="mid", label="D the step's tasks were drawn at")
-    ax.plot(x, steps["difficulty_next"], "x--", label="D after the step's curriculum update")
+    mean = " (mean over environments)" if per_env else ""
+    ax.step(x, steps["difficulty"], "o-", where="mid", label="D the step's tasks were drawn at" + mean)
+    ax.plot(x, steps["difficulty_next"], "x--", label="D after the step's curriculum update" + mean)
+    for name, d in per_env:
+        ax.plot(x, d, "-", lw=1, alpha=0.8, label=f"{name}: D after the update")
     ax.set_ylabel("difficulty D (1..100)")
-    lo = min(steps["difficulty"].min(), steps["difficulty_next"].min())
-    hi = max(steps["difficulty"].max(), steps["difficulty_next"].max())
+    lo = min([steps["difficulty"].min(), steps["difficulty_next"].min()] + [d.min() for _, d in per_env])
+    hi = max([steps["difficulty"].max(), steps["difficulty_next"].max()] + [d.max() for _, d in per_env])
     ax.set_ylim(max(0, lo - 5), hi + 5)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_title(f"Curriculum difficulty per step ({run})")
@@ -263,7 +281,7 @@ def plot_eval(ev, path, run):
     plt.close(fig)
 
 
-def summary_lines(path, steps, reasons, ev):
+def summary_lines(path, steps, reasons, ev, env_names=()):
     out = [f"run log: {path}"]
     if steps is None or len(steps) == 0:
         out.append("steps: 0 (no steps yet)")
@@ -271,6 +289,8 @@ def summary_lines(path, steps, reasons, ev):
         n = len(steps)
         out.append(f"steps: {n} (steps {int(steps['step'][0])}..{int(steps['step'][-1])})")
         out.append(f"final D: {int(steps['difficulty_next'][-1])} (started at {int(steps['difficulty'][0])})")
+        for name, d in per_env_difficulty(steps, env_names):
+            out.append(f"  {name}: final D {int(d[-1])}, highest {int(d.max())}")
         k = max(1, min(10, n // 4))
         r, s = steps["mean_reward"], steps["success_rate"]
         out.append(f"reward: first {k} steps {r[:k].mean():+.3f}, last {k} steps {r[-k:].mean():+.3f} "
@@ -318,15 +338,17 @@ def main(argv=None):
         steps = read_table(f, "steps")
         ev = read_table(f, "eval")
         reasons = [text_of(r) for r in f["steps"].attrs.get("reasons", [])] if "steps" in f else []
+        names = text_of(f["config"].attrs["env_names"]) if "config" in f and "env_names" in f["config"].attrs else ""
+        env_names = [x for x in names.split(",") if x]
     os.makedirs(out, exist_ok=True)
     run = os.path.basename(os.path.dirname(os.path.abspath(a.run))) or a.run
     plot_reward_success(steps, os.path.join(out, "reward_success.png"), run)
-    plot_difficulty(steps, os.path.join(out, "difficulty.png"), run)
+    plot_difficulty(steps, os.path.join(out, "difficulty.png"), run, env_names)
     plot_optimizer(steps, os.path.join(out, "optimizer.png"), run)
     plot_time_split(steps, os.path.join(out, "time_split.png"), run)
     plot_aborted(steps, reasons, os.path.join(out, "aborted.png"), run)
     plot_eval(ev, os.path.join(out, "eval.png"), run)
-    lines = summary_lines(a.run, steps, reasons, ev)
+    lines = summary_lines(a.run, steps, reasons, ev, env_names)
     with open(os.path.join(out, "summary.txt"), "w") as g:
         g.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -4,6 +4,8 @@
 // training step, with m = the batch-mean reward (every reward in [-1, 1], see sim/reward.h):
 //     m > 0.5  ->  D += step        m < 0.0  ->  D -= step        otherwise D stays;
 // then D is clamped to [1, 100]. (Both comparisons are strict: m = 0.5 or m = 0.0 does not move D.)
+// `trustee train --curriculum env` keeps one such state per environment, each moved by the mean
+// reward of its own environment's trajectories; `shared` keeps one for the whole batch.
 //
 // D drives seven aspects. Each aspect is a level 0..L-1 (0 = easiest) picked from D by equal-width
 // bins: level(D, L) = floor((D - 1) * L / 100), so D = 1 is level 0, D = 100 is level L-1, and
@@ -82,7 +84,9 @@ int curriculum_init(curriculum_t *c, int start_difficulty, uint64_t seed);
 int curriculum_set(curriculum_t *c, int step, double up_threshold, double down_threshold,
                    double p_soft);
 
-// one update from a batch of rewards (n >= 1, each finite) or from its mean; stats may be NULL
+// one update from a batch of rewards (n >= 1, each finite) or from its mean; stats may be NULL.
+// curriculum_update_mean with n_rewards = 0 (a batch without rewards, e.g. no task of this
+// environment this step) counts as an update that does not move D.
 int curriculum_update(curriculum_t *c, const float *rewards, int n, curriculum_stats_t *stats);
 int curriculum_update_mean(curriculum_t *c, double mean_reward, int n_rewards,
                            curriculum_stats_t *stats);

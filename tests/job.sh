@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests of the distributed job (`trustee train`), tiny settings so each runs in well under a minute:
-#   job.sh one      one process: 2 steps, run log read back with h5py (schema + row counts)
+#   job.sh one      one process: 2 steps, run log read back with h5py (schema + row counts); the
+#                   curriculum (per environment and shared) recomputed from the trajectories
 #   job.sh mpi      mpirun -np 3 (1 sim, 1 rollout, 1 learner) and -np 4 (2 rollout ranks)
 #   job.sh resume   4 steps straight == 2 steps + --resume + 2 steps, bitwise (weights and run-log
 #                   rows except timing), in one process and in a 3-rank run
@@ -47,6 +48,13 @@ one)
   test -f "$work/a/checkpoints/step-000002/model.safetensors"
   test -f "$work/a/checkpoints/step-000002/config.json"
   test -f "$work/a/checkpoints/step-000002/tokenizer.json"
+  # the curriculum, recomputed from the trajectories: one D per environment (the laptop default)
+  # and one shared D. From D = 50 the tiny policy's -1 rewards move D down, per environment only
+  # in the steps that drew a task of it.
+  run "$work/ce" --steps 4 --d-start 50 --eval-tasks 0
+  $PY "$SRC/tests/curriculum_check.py" "$work/ce/run.h5"
+  run "$work/cs" --steps 3 --d-start 50 --eval-tasks 0 --curriculum shared
+  $PY "$SRC/tests/curriculum_check.py" "$work/cs/run.h5"
   ;;
 mpi)
   runmpi 3 "$work/m3" --steps 2 --sim-ranks 1 --rollout-ranks 1

@@ -5,7 +5,7 @@ usage: /usr/bin/python3 runlog_check.py RUN.h5 [--steps N] [--min-traj M] [--exp
 
 Opens the file read-only, as a SWMR reader when a plain open is refused (a file trustee is
 writing, or one a crashed writer left marked open), and checks:
-  - root attributes format == "trustee-runlog", format_version == 1; /config has attributes;
+  - root attributes format == "trustee-runlog", format_version == 2; /config has attributes;
   - every dataset exists, 1-D, with every compound column under its name and dtype kind;
     /steps has the "reasons" attribute (ok, sim_error, turn_cap, token_cap, context_full);
   - row counts: /steps == N (with --steps), /trajectories/rows >= M (with --min-traj), /eval > 0
@@ -29,10 +29,13 @@ import numpy as np
 
 REASONS = ["ok", "sim_error", "turn_cap", "token_cap", "context_full"]
 NAME_LEN = 32
+MAX_ENVS = 16
 # column -> dtype kind ('i' signed int, 'u' unsigned, 'f' float, 'S' fixed bytes); 'A' = int32 array
+# of the end reasons, 'E' = int32 array of one value per environment
 COLUMNS = {
     "steps": dict(
-        step="i", policy_version="i", difficulty="i", difficulty_next="i", mean_reward="f",
+        step="i", policy_version="i", difficulty="i", difficulty_next="i", env_difficulty="E",
+        env_difficulty_next="E", mean_reward="f",
         success_rate="f", loss="f", pg_loss="f", kl="f", clip_frac="f", entropy="f", ratio_min="f",
         ratio_max="f", lp_gap_max="f", grad_norm="f", lr="f", optim_skipped="i", n_traj="i",
         n_groups_kept="i", tokens="i", total_tokens="i", aborted="A", t_rollout="f", t_sim="f",
@@ -75,8 +78,8 @@ def check(path, steps=None, min_traj=None, expect_eval=False):
     f = open_log(path)
     if as_str(f.attrs.get("format", "")) != "trustee-runlog":
         err(f"root attribute format = {f.attrs.get('format')!r}, expected 'trustee-runlog'")
-    if int(f.attrs.get("format_version", -1)) != 1:
-        err(f"root attribute format_version = {f.attrs.get('format_version')!r}, expected 1")
+    if int(f.attrs.get("format_version", -1)) != 2:
+        err(f"root attribute format_version = {f.attrs.get('format_version')!r}, expected 2")
     if "config" not in f or len(f["config"].attrs) == 0:
         err("/config is missing or has no attributes")
     data = {}
@@ -98,6 +101,9 @@ def check(path, steps=None, min_traj=None, expect_eval=False):
             if kind == "A":
                 if dt.subdtype is None or dt.subdtype[0] != np.int32 or dt.subdtype[1] != (len(REASONS),):
                     err(f"/{name}.{col}: dtype {dt}, expected int32[{len(REASONS)}]")
+            elif kind == "E":
+                if dt.subdtype is None or dt.subdtype[0] != np.int32 or dt.subdtype[1] != (MAX_ENVS,):
+                    err(f"/{name}.{col}: dtype {dt}, expected int32[{MAX_ENVS}]")
             elif kind == "S":
                 if dt.kind != "S" or dt.itemsize != NAME_LEN:
                     err(f"/{name}.{col}: dtype {dt}, expected S{NAME_LEN}")
@@ -129,6 +135,12 @@ def check(path, steps=None, min_traj=None, expect_eval=False):
         err(f"/steps has {len(st)} rows, expected {steps}")
     if not np.array_equal(st["step"], np.arange(1, len(st) + 1)):
         err(f"/steps.step is not 1..{len(st)} in order: {st['step'][:20].tolist()}")
+    for col in ("env_difficulty", "env_difficulty_next"):
+        v = st[col]
+        if len(v) and not (((v >= 1) & (v <= 100)) | (v == -1)).all():
+            err(f"/steps.{col}: values outside 1..100 other than -1")
+        if len(v) and ((v[:, 1:] != -1) & (v[:, :-1] == -1)).any():
+            err(f"/steps.{col}: a value after a -1 (the environments must come first)")
     if min_traj is not None and len(rows) < min_traj:
         err(f"/trajectories/rows has {len(rows)} rows, expected at least {min_traj}")
     if expect_eval and len(data["eval"]) == 0:

@@ -20,6 +20,10 @@ static inline void formula_step(int64_t i, runlog_step_t *s) {
     s->policy_version = i - 1;
     s->difficulty = (int32_t)(i % 3);
     s->difficulty_next = (int32_t)((i + 1) % 3);
+    for (int e = 0; e < RUNLOG_MAX_ENVS; e++) {
+        s->env_difficulty[e] = e < 5 ? (int32_t)(1 + (i * 7 + e) % 100) : -1;
+        s->env_difficulty_next[e] = e < 5 ? (int32_t)(1 + (i * 11 + e) % 100) : -1;
+    }
     s->mean_reward = 0.25 * (double)i - 0.5;
     s->success_rate = (double)i / 100.0;
     s->loss = 1.5 * (double)i;

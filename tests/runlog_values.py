@@ -64,6 +64,8 @@ for k in range(min(len(st), N)):
                 total_tokens=150 * i, aborted=[i * 10 + j for j in range(5)], t_rollout=0.5 * i,
                 t_sim=0.25 * i, t_train=0.125 * i, t_sync=0.0625 * i,
                 t_step=0.5 * i + 0.125 * i + 0.0625 * i, tokens_per_s=1000.0 * i, wall=1.7e9 + i)
+    want["env_difficulty"] = [1 + (i * 7 + e) % 100 if e < 5 else -1 for e in range(16)]
+    want["env_difficulty_next"] = [1 + (i * 11 + e) % 100 if e < 5 else -1 for e in range(16)]
     for col, w in want.items():
         eq(f"/steps[{k}].{col}", r[col], w)
 

@@ -58,6 +58,13 @@ static void test_scripted(void) {
     curriculum_update(&c, b4, 2, NULL); CHECK(c.difficulty == d + 3, "mean 0.0 stays");
     curriculum_update(&c, b5, 4, NULL); CHECK(c.difficulty == d, "mean -0.375 goes down");
     CHECK(curriculum_update(&c, b5, 0, NULL) == -1, "empty batch must fail");
+    // a batch with no rewards (no task of this environment this step): counted, D does not move,
+    // whatever mean is passed with it
+    int64_t u = c.n_updates;
+    curriculum_update_mean(&c, 0.9, 0, &st);
+    CHECK(c.difficulty == d && st.move == 0 && st.n_rewards == 0 && c.n_updates == u + 1, "no rewards: stays (%d)", c.difficulty);
+    curriculum_update_mean(&c, -0.9, 0, &st);
+    CHECK(c.difficulty == d && st.move == 0 && c.n_updates == u + 2, "no rewards: stays (%d)", c.difficulty);
     float bad[] = {1, NAN};
     CHECK(curriculum_update(&c, bad, 2, NULL) == -1, "NaN reward must fail");
     // settable start and step; bad settings rejected
