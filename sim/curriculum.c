@@ -62,7 +62,10 @@ int curriculum_set(curriculum_t *c, int step, double up, double down, double p_s
 int curriculum_update_mean(curriculum_t *c, double mean, int n, curriculum_stats_t *stats) {
     if (!isfinite(mean)) return err_set("curriculum: batch-mean reward is not finite (%g)", mean);
     curriculum_stats_t s = {.update = c->n_updates, .d_before = c->difficulty, .mean_reward = mean, .n_rewards = n};
-    s.move = n < 1 ? 0 : mean > c->up_threshold ? 1 : mean < c->down_threshold ? -1 : 0;
+    s.move = n < 1                                         ? 0
+             : mean > c->up_threshold + CURRICULUM_TOLERANCE   ? 1
+             : mean < c->down_threshold - CURRICULUM_TOLERANCE ? -1
+                                                               : 0;
     c->difficulty = clamp_d(c->difficulty + s.move * c->step);
     s.d_after = c->difficulty;
     c->n_updates++;

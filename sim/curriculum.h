@@ -3,7 +3,10 @@
 // Difficulty D is an integer in [1, 100] (start and step settable; defaults 1 and 3). After each
 // training step, with m = the batch-mean reward (every reward in [-1, 1], see sim/reward.h):
 //     m > 0.5  ->  D += step        m < 0.0  ->  D -= step        otherwise D stays;
-// then D is clamped to [1, 100]. (Both comparisons are strict: m = 0.5 or m = 0.0 does not move D.)
+// then D is clamped to [1, 100]. (Both comparisons are strict: m = 0.5 or m = 0.0 does not move D.
+// Rewards travel as float32, so a mean that is 0.5 in exact arithmetic can come out a few 1e-8
+// above it, e.g. rewards 1/3 and 2/3: "strict" means beyond the threshold by more than
+// CURRICULUM_TOLERANCE = 1e-6.)
 // `trustee train --curriculum env` keeps one such state per environment, each moved by the mean
 // reward of its own environment's trajectories; `shared` keeps one for the whole batch.
 //
@@ -39,6 +42,7 @@
 #define CURRICULUM_D_MIN 1
 #define CURRICULUM_D_MAX 100
 #define CURRICULUM_N_CRITERIA 5
+#define CURRICULUM_TOLERANCE 1e-6 // a mean must pass a threshold by more than this to move D
 
 enum { SYSPROMPT_DETAILED = 0, SYSPROMPT_MODERATE, SYSPROMPT_GENERIC };
 enum { PERSONA_EXPERT = 0, PERSONA_BEGINNER, PERSONA_NOVICE };

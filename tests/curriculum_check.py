@@ -2,8 +2,8 @@
 trajectories (not from anything the run computed about them):
 
   after step n, with m = the mean reward of the step's trajectories (simulator failures left out):
-  m > 0.5 -> D + d_step, m < 0.0 -> D - d_step, otherwise D stays; clamped to [1, 100]; a batch
-  without any trajectory does not move D.
+  m > 0.5 -> D + d_step, m < 0.0 -> D - d_step, otherwise D stays (beyond a threshold means by
+  more than 1e-6); clamped to [1, 100]; a batch without any trajectory does not move D.
 
 --curriculum env applies it per environment, to that environment's trajectories only
 (/steps env_difficulty[_next], in /config env_names order; /steps difficulty[_next] = their mean,
@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 SIM_ERROR = 1  # /steps attribute reasons[1]
+TOL = 1e-6  # rewards are float32: "beyond the threshold" means by more than this
 
 
 def text(v):
@@ -49,7 +50,7 @@ def main(path):
             m = sel if g == "*" else sel & (np.char.rstrip(rows["env"], b"\0") == g.encode())
             k = int(m.sum())
             mean = float(rows["reward"][m].astype(np.float64).sum() / k) if k else 0.0
-            move = 0 if k == 0 else 1 if mean > 0.5 else -1 if mean < 0.0 else 0
+            move = 0 if k == 0 else 1 if mean > 0.5 + TOL else -1 if mean < 0.0 - TOL else 0
             before, after = d[g], min(100, max(1, d[g] + move * dstep))
             if g == "*":
                 got = (int(r["difficulty"]), int(r["difficulty_next"]))

@@ -57,6 +57,15 @@ static void test_scripted(void) {
     curriculum_update(&c, b3, 2, NULL); CHECK(c.difficulty == d + 3, "mean 0.5 stays");
     curriculum_update(&c, b4, 2, NULL); CHECK(c.difficulty == d + 3, "mean 0.0 stays");
     curriculum_update(&c, b5, 4, NULL); CHECK(c.difficulty == d, "mean -0.375 goes down");
+    // rewards 1/3 and 2/3 (checks 2/3 and 5/6 passed) as float32 sum to 1.0000001: the mean is 0.5
+    // in exact arithmetic and must not move D; 0.5 + 2e-6 does
+    float b6[] = {(float)(2.0 * (2.0 / 3.0) - 1.0), (float)(2.0 * (5.0 / 6.0) - 1.0)};
+    CHECK((double)b6[0] + (double)b6[1] > 1.0, "the float32 rewards sum above 1 (%.9g)", (double)b6[0] + (double)b6[1]);
+    curriculum_update(&c, b6, 2, NULL); CHECK(c.difficulty == d, "mean 0.5 up to float32 rounding stays");
+    float b7[] = {-(float)(2.0 * (2.0 / 3.0) - 1.0), (float)(2.0 * (2.0 / 3.0) - 1.0)};
+    curriculum_update(&c, b7, 2, NULL); CHECK(c.difficulty == d, "mean 0 up to float32 rounding stays");
+    curriculum_update_mean(&c, 0.5 + 2e-6, 4, NULL); CHECK(c.difficulty == d + 3, "mean 0.500002 goes up");
+    curriculum_update_mean(&c, -2e-6, 4, NULL); CHECK(c.difficulty == d, "mean -0.000002 goes down");
     CHECK(curriculum_update(&c, b5, 0, NULL) == -1, "empty batch must fail");
     // a batch with no rewards (no task of this environment this step): counted, D does not move,
     // whatever mean is passed with it
