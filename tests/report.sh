@@ -24,6 +24,27 @@ OMP_NUM_THREADS=1 "$TRUSTEE" train --run-dir "$W/run" --steps 2 --tasks 2 --grou
 RUN="$W/run/run.h5"
 
 # ---- report.py ----
+# its Wilson interval contains k / n for every k <= n <= 300, is [0, .] at k = 0 and [., 1] at
+# k = n (rounding put the bound at 0 / 100 a hair above 0 and broke the eval plot), and matches
+# the closed form at a few points computed here
+"$py" - "$SRC/scripts" <<'PYEOF' || { echo "FAIL: report.wilson"; exit 1; }
+import math, sys
+sys.path.insert(0, sys.argv[1])
+from report import wilson
+bad = [(k, n) for n in range(1, 301) for k in range(n + 1)
+       if not (wilson(k, n)[0] <= k / n <= wilson(k, n)[1]) or (k == 0 and wilson(k, n)[0] != 0.0)
+       or (k == n and wilson(k, n)[1] != 1.0)]
+z = 1.959963984540054
+for k, n in ((21, 100), (3, 20), (1, 7)):
+    p = k / n
+    c, h = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    want = ((c - h) / (1 + z * z / n), (c + h) / (1 + z * z / n))
+    if max(abs(a - b) for a, b in zip(wilson(k, n), want)) > 1e-12:
+        bad.append((k, n, wilson(k, n), want))
+print(f"report.wilson: {len(bad)} bad of {sum(n + 1 for n in range(1, 301))} (k, n) pairs; 21/100 -> "
+      f"{100 * wilson(21, 100)[0]:.1f}-{100 * wilson(21, 100)[1]:.1f}%")
+sys.exit(1 if bad else 0)
+PYEOF
 "$py" "$SRC/scripts/report.py" "$RUN" >"$W/report.out" || { echo "FAIL: report.py"; exit 1; }
 cat "$W/report.out"
 "$py" - "$RUN" "$W/run/report" <<'PYEOF' || fail=1
