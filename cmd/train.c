@@ -1031,7 +1031,7 @@ static int update_curricula(train_t *T, int64_t n, const tbatch_t *tb, const lea
     return 0;
 }
 
-// the environments' mean D before (after = 0) or after (1) the update, rounded to the nearest
+// the environments' mean D before (after = 0) or after (1) the update, rounded half up
 static int mean_difficulty(const train_t *T, const curriculum_stats_t *cs, int after) {
     int sum = 0;
     for (int e = 0; e < T->n_cur; e++) sum += after ? cs[e].d_after : cs[e].d_before;
@@ -1042,13 +1042,13 @@ static int mean_difficulty(const train_t *T, const curriculum_stats_t *cs, int a
 // environment
 static char *curricula_json(const train_t *T, int64_t v) {
     if (T->n_cur == 1) return curriculum_to_json(cur_at(T, v, 0));
-    size_t cap = 2, len = 0;
+    size_t len = 0;
     char *out = NULL;
     for (int e = 0; e < T->n_cur; e++) {
         char *c = curriculum_to_json(cur_at(T, v, e));
         if (!c) return free(out), NULL;
         size_t k = strlen(c);
-        char *o = realloc(out, cap + len + k + 2);
+        char *o = realloc(out, len + k + 3); // ',' or '[' + the state + ']' + NUL
         if (!o) return free(c), free(out), (char *)NULL;
         out = o;
         out[len++] = e ? ',' : '[';
