@@ -1011,13 +1011,17 @@ static int run_eval(train_t *T, int64_t k, const char *phase, eval_table_t *et);
 // mean (the learners' all-reduced sums), or one D per environment moved by the mean reward of that
 // environment's trajectories (learner 0 has them all); an environment without a trajectory this
 // step stays where it is. The same trajectories count as for the batch mean: all but simulator
-// failures. cs[e]: what update e did.
+// failures. cs[e]: what update e did; all: the whole step's (with one D per environment: their
+// mean D before and after, rounded half up, and the batch-mean reward).
 static int update_curricula(train_t *T, int64_t n, const tbatch_t *tb, const learner_step_stats_t *st,
-                            curriculum_stats_t *cs) {
+                            curriculum_stats_t *cs, curriculum_stats_t *all) {
+    double batch_mean = st->n_rewarded ? st->reward_sum / st->n_rewarded : 0;
     for (int e = 0; e < T->n_cur; e++) *cur_at(T, n, e) = *cur_at(T, n - 1, e);
-    if (T->n_cur == 1)
-        return curriculum_update_mean(cur_at(T, n, 0), st->n_rewarded ? st->reward_sum / st->n_rewarded : 0,
-                                      st->n_rewarded, &cs[0]);
+    if (T->n_cur == 1) {
+        if (curriculum_update_mean(cur_at(T, n, 0), batch_mean, st->n_rewarded, &cs[0])) return -1;
+        *all = cs[0];
+        return 0;
+    }
     double sum[RUNLOG_MAX_ENVS] = {0};
     int k[RUNLOG_MAX_ENVS] = {0};
     for (int i = 0; i < tb->n; i++) {
@@ -1026,16 +1030,17 @@ static int update_curricula(train_t *T, int64_t n, const tbatch_t *tb, const lea
         if (e < 0) return err_set("step %lld: a trajectory of environment \"%s\", not one of --envs", (long long)n, t->env);
         if (t->abort != TRAJ_SIM_ERROR) sum[e] += t->reward, k[e]++;
     }
-    for (int e = 0; e < T->n_cur; e++)
+    int d0 = 0, d1 = 0;
+    for (int e = 0; e < T->n_cur; e++) {
         if (curriculum_update_mean(cur_at(T, n, e), k[e] ? sum[e] / k[e] : 0, k[e], &cs[e])) return -1;
+        d0 += cs[e].d_before, d1 += cs[e].d_after;
+    }
+    *all = cs[0];
+    all->d_before = (2 * d0 + T->n_cur) / (2 * T->n_cur);
+    all->d_after = (2 * d1 + T->n_cur) / (2 * T->n_cur);
+    all->move = (all->d_after > all->d_before) - (all->d_after < all->d_before);
+    all->mean_reward = batch_mean, all->n_rewards = st->n_rewarded;
     return 0;
-}
-
-// the environments' mean D before (after = 0) or after (1) the update, rounded half up
-static int mean_difficulty(const train_t *T, const curriculum_stats_t *cs, int after) {
-    int sum = 0;
-    for (int e = 0; e < T->n_cur; e++) sum += after ? cs[e].d_after : cs[e].d_before;
-    return (2 * sum + T->n_cur) / (2 * T->n_cur);
 }
 
 // the curriculum states after update v as JSON text (malloc'd): the state, or an array of one per
@@ -1061,9 +1066,9 @@ static char *curricula_json(const train_t *T, int64_t v) {
     return out;
 }
 
-// cs: one per curriculum (T->n_cur)
+// cs: one per curriculum (T->n_cur); all: the whole step's (update_curricula)
 static int log_step(train_t *T, int64_t n, tbatch_t *tb, const learner_step_stats_t *st, const curriculum_stats_t *cs,
-                    double t_rollout, double t_step) {
+                    const curriculum_stats_t *all, double t_rollout, double t_step) {
     double t_sim = 0, t_gen = 0;
     int64_t sampled = 0;
     // per task rows (/curriculum) and every trajectory
@@ -1109,8 +1114,7 @@ static int log_step(train_t *T, int64_t n, tbatch_t *tb, const learner_step_stat
     }
     int shared = T->n_cur == 1;
     runlog_step_t r = {.step = n, .policy_version = version_for_step(T, n),
-                       .difficulty = shared ? cs[0].d_before : mean_difficulty(T, cs, 0),
-                       .difficulty_next = shared ? cs[0].d_after : mean_difficulty(T, cs, 1),
+                       .difficulty = all->d_before, .difficulty_next = all->d_after,
                        .mean_reward = st->n_rewarded ? st->reward_sum / st->n_rewarded : 0,
                        .success_rate = st->n_rewarded ? (double)st->successes / st->n_rewarded : 0,
                        .loss = st->loss, .pg_loss = st->pg_loss, .kl = st->kl, .clip_frac = st->clip_frac,
@@ -1246,14 +1250,9 @@ static int coordinate(train_t *T) {
             if (rc) return -1;
             // the whole batch's numbers come from the all-reduce; learner 0 has every trajectory
             T->trained = n;
-            curriculum_stats_t cs[RUNLOG_MAX_ENVS];
-            if (update_curricula(T, n, tb, &st, cs)) return -1;
+            curriculum_stats_t cs[RUNLOG_MAX_ENVS], all = {0};
+            if (update_curricula(T, n, tb, &st, cs, &all)) return -1;
             if (push_weights(T, n)) return -1;
-            curriculum_stats_t all = cs[0];
-            if (T->n_cur > 1)
-                all.d_before = mean_difficulty(T, cs, 0), all.d_after = mean_difficulty(T, cs, 1),
-                all.move = (all.d_after > all.d_before) - (all.d_after < all.d_before),
-                all.mean_reward = st.n_rewarded ? st.reward_sum / st.n_rewarded : 0, all.n_rewards = st.n_rewarded;
             msg_curric_t mc = {.step = n, .update = all.update, .d_before = all.d_before, .d_after = all.d_after,
                                .mean_reward = all.mean_reward, .n_rewards = all.n_rewards, .move = all.move};
             mc.state = curricula_json(T, n);
@@ -1269,7 +1268,7 @@ static int coordinate(train_t *T) {
             if (rc) return -1;
             double t = now_s(), t_step = t - T->t_last_step;
             T->t_last_step = t;
-            if (log_step(T, n, tb, &st, cs, t_rollout, t_step)) return -1;
+            if (log_step(T, n, tb, &st, cs, &all, t_rollout, t_step)) return -1;
             tbatch_drop(T, n);
             if (n % T->s.ckpt_every == 0 || n == T->s.steps || g_stop)
                 if (checkpoint_save(T, n)) return -1;

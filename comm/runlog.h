@@ -34,10 +34,11 @@
 typedef struct {
     int64_t step;            // 1-based
     int64_t policy_version;  // the version the step's rollouts used
-    int32_t difficulty;      // D the step's tasks were drawn at (one D per environment: their mean, rounded)
+    int32_t difficulty;      // D before this step's curriculum update (the step's tasks were drawn at the
+                             // D after max(0, step - 1 - staleness) updates); one D per environment:
+                             // their mean, rounded half up
     int32_t difficulty_next; // D after this step's curriculum update (the same)
-    // one curriculum per environment (train --curriculum env): D of environment e (the order of the
-    // /config attribute "envs" after expansion, i.e. /config "env_names") before / after the step's
+    // train --curriculum env: D of environment e (/config env_names order) before / after the step's
     // update; -1 past the last environment, and everywhere with one shared D
     int32_t env_difficulty[RUNLOG_MAX_ENVS];
     int32_t env_difficulty_next[RUNLOG_MAX_ENVS];

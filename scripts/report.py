@@ -5,7 +5,7 @@
 
 Writes into DIR:
     reward_success.png   mean reward and success rate per training step
-    difficulty.png       curriculum difficulty D per step (drawn at, and after the step's update; with one D
+    difficulty.png       curriculum difficulty D per step (before and after the step's update; with one D
                          per environment, their mean and one line per environment)
     optimizer.png        KL to the reference, PPO clip fraction, policy entropy per step
     time_split.png       seconds per step: rollout (generation), simulator, training, weight sync
@@ -122,7 +122,7 @@ def plot_difficulty(steps, path, run, env_names=()):
     per_env = per_env_difficulty(steps, env_names)
     fig, ax = plt.subplots(figsize=(8, 4))
     mean = " (mean over environments)" if per_env else ""
-    ax.step(x, steps["difficulty"], "o-", where="mid", label="D the step's tasks were drawn at" + mean)
+    ax.step(x, steps["difficulty"], "o-", where="mid", label="D before the step's curriculum update" + mean)
     ax.plot(x, steps["difficulty_next"], "x--", label="D after the step's curriculum update" + mean)
     for name, d in per_env:
         ax.plot(x, d, "-", lw=1, alpha=0.8, label=f"{name}: D after the update")
